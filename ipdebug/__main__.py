@@ -1,0 +1,3 @@
+from ipdebug.cli import main
+
+raise SystemExit(main())

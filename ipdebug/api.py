@@ -1,0 +1,218 @@
+"""Open, close and inspect windows from Python, as the CLI does.
+
+.. code-block:: python
+
+    import ipdebug
+
+    opened = ipdebug.enable("15m", allow=["203.0.113.7"], reason="INC-42")
+    print(opened.pin, opened.until)
+    ipdebug.disable()
+
+Every function resolves the flag as the middleware does: the ``flag``
+argument, else ``IPDEBUG_FLAG``, else the default path.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from .address import parse_address
+from .config import (
+    DEFAULT_MAX_WINDOW,
+    DEFAULT_WINDOW,
+    Duration,
+    format_duration,
+    parse_duration,
+    resolve_flag,
+    split_list,
+)
+from .errors import ConfigError, FlagError
+from .flag import Window, open_store
+from .pin import PinHash, new_pin
+
+#: ``--allow ssh``: the address of the SSH client of this shell.
+SSH_KEYWORD = "ssh"
+
+
+@dataclass(frozen=True)
+class Enabled:
+    """A window just opened. ``pin`` exists only here: the flag keeps a hash."""
+
+    pin: str = field(repr=False)
+    until: datetime
+    allow: tuple[str, ...]
+    reason: str
+    flag: str
+    window_id: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the flag says now, judged as the middleware would judge it."""
+
+    enabled: bool
+    flag: str
+    until: datetime | None = None
+    allow: tuple[str, ...] = ()
+    reason: str = ""
+    by: str = ""
+    remaining_s: float = 0.0
+    expired_at: datetime | None = None
+    problem: str | None = None
+
+
+def enable(
+    duration: Duration = DEFAULT_WINDOW,
+    *,
+    allow: Iterable[str] | str | None = None,
+    reason: str = "",
+    flag: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Enabled:
+    """Open a window now, replacing any open one, with a fresh PIN.
+
+    :param duration: how long, at most ``IPDEBUG_MAX_WINDOW`` (default 1h).
+    :param allow: addresses and networks for this window; ``"ssh"`` stands
+        for the SSH client of this process (``SSH_CLIENT``). ``None`` leaves
+        the choice to the deployment's ``allow``.
+    :param reason: why, for the audit log (an incident id).
+    :raises ConfigError: for a bad duration or address.
+    :raises FlagWriteError: when the flag cannot be written.
+    """
+    env = os.environ if environ is None else environ
+    location = resolve_flag(flag, env)
+    seconds = parse_duration(duration, setting="duration")
+    limit = max_window(env)
+    if seconds > limit:
+        raise ConfigError(
+            "duration",
+            duration,
+            f"is longer than the maximum window ({format_duration(limit)}); "
+            "shorten it or raise IPDEBUG_MAX_WINDOW for the app and this shell",
+        )
+    if not isinstance(reason, str) or len(reason) > 500 or not reason.isprintable():
+        raise ConfigError(
+            "reason", reason, "must be printable text of at most 500 characters"
+        )
+    addresses = _expand_allow(allow, env)
+    pin = new_pin()
+    now = time.time()
+    window = Window.new(
+        now=now,
+        duration=seconds,
+        allow=addresses,
+        reason=reason,
+        by=_operator(env),
+        pin_hash=PinHash.create(pin),
+    )
+    store = open_store(location)
+    store.save(window)
+    return Enabled(
+        pin=pin,
+        until=datetime.fromtimestamp(window.until, timezone.utc),
+        allow=addresses,
+        reason=reason,
+        flag=location,
+        window_id=window.id,
+    )
+
+
+def disable(
+    flag: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """Close the window now; return whether a flag was there.
+
+    :raises FlagWriteError: when the flag exists and cannot be removed.
+    """
+    env = os.environ if environ is None else environ
+    return open_store(resolve_flag(flag, env)).clear()
+
+
+def status(
+    flag: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Status:
+    """Read the flag and judge it as the middleware would (format, file
+    permissions, ``IPDEBUG_MAX_WINDOW``). A flag the middleware would refuse
+    is reported with ``enabled=False`` and ``problem`` set.
+    """
+    env = os.environ if environ is None else environ
+    location = resolve_flag(flag, env)
+    now = time.time()
+    try:
+        window = open_store(location).load(now)
+    except FlagError as exc:
+        return Status(enabled=False, flag=location, problem=exc.problem)
+    if window is None:
+        return Status(enabled=False, flag=location)
+    end = window.expires(max_window(env))
+    until = datetime.fromtimestamp(end, timezone.utc)
+    common = {
+        "flag": location,
+        "allow": window.allow,
+        "reason": window.reason,
+        "by": window.by,
+    }
+    if now >= end:
+        return Status(enabled=False, expired_at=until, **common)  # type: ignore[arg-type]
+    return Status(enabled=True, until=until, remaining_s=round(end - now, 1), **common)  # type: ignore[arg-type]
+
+
+def max_window(environ: Mapping[str, str]) -> float:
+    """The deployment's ceiling from ``IPDEBUG_MAX_WINDOW`` (default 1h)."""
+    raw = environ.get("IPDEBUG_MAX_WINDOW")
+    if not raw:
+        return DEFAULT_MAX_WINDOW
+    return parse_duration(raw, setting="IPDEBUG_MAX_WINDOW")
+
+
+def ssh_client_address(environ: Mapping[str, str]) -> str:
+    """The address of the SSH client of this session.
+
+    :raises ConfigError: when neither ``SSH_CLIENT`` nor ``SSH_CONNECTION``
+        holds one.
+    """
+    for var in ("SSH_CLIENT", "SSH_CONNECTION"):
+        value = environ.get(var, "")
+        addr = parse_address(value.split()[0]) if value.split() else None
+        if addr is not None:
+            return str(addr)
+    raise ConfigError(
+        "--allow",
+        SSH_KEYWORD,
+        "needs SSH_CLIENT or SSH_CONNECTION, which are not set in this shell "
+        "(not an SSH session, or sudo dropped them: try sudo --preserve-env=SSH_CLIENT); "
+        "give your address instead",
+    )
+
+
+def _expand_allow(
+    allow: Iterable[str] | str | None, env: Mapping[str, str]
+) -> tuple[str, ...]:
+    if allow is None:
+        return ()
+    items = split_list(allow) if isinstance(allow, str) else [i.strip() for i in allow]
+    expanded = [
+        ssh_client_address(env) if i.lower() == SSH_KEYWORD else i for i in items
+    ]
+    # Window.new validates each entry, naming the bad one.
+    return tuple(dict.fromkeys(i for i in expanded if i))
+
+
+def _operator(env: Mapping[str, str]) -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.geteuid()}"
+    ssh = env.get("SSH_CLIENT", "").split()
+    sudo = env.get("SUDO_USER")
+    who = f"{sudo} as {user}" if sudo and sudo != user else user
+    return f"{who} from {ssh[0]}" if ssh else who

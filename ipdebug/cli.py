@@ -1,0 +1,194 @@
+"""The ``ipdebug`` command: open, close and inspect debugging windows.
+
+.. code-block:: text
+
+    ipdebug enable [--for 15m] [--allow ADDR|CIDR|ssh ...] [--reason TEXT] [--flag PATH] [--json]
+    ipdebug disable [--flag PATH] [--json]
+    ipdebug status [--flag PATH] [--json]
+
+Exit codes: 0 success, 1 the flag cannot be written or read (or ``status``
+found a flag the middleware refuses), 2 usage errors. Errors are one line on
+standard error naming the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import typing as t
+from datetime import datetime
+
+from . import __version__
+from .api import Enabled, Status, disable, enable, status
+from .config import DEFAULT_WINDOW, format_duration
+from .errors import ConfigError, FlagWriteError
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> t.NoReturn:
+        # One line naming the problem, not argparse's usage dump.
+        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ipdebug",
+        description="Open Werkzeug's debugger to one address for a few minutes.",
+    )
+    parser.add_argument("--version", action="version", version=f"ipdebug {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
+    flag_help = (
+        "flag path (default: $IPDEBUG_FLAG, else ~/.local/state/ipdebug/flag.json)"
+    )
+
+    p = commands.add_parser("enable", help="open a window and print a one-time PIN")
+    p.add_argument(
+        "--for",
+        dest="duration",
+        default=format_duration(DEFAULT_WINDOW),
+        metavar="DURATION",
+        help="how long: 90s, 15m, 1h (default 15m; at most $IPDEBUG_MAX_WINDOW, default 1h)",
+    )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=None,
+        metavar="ADDR",
+        help="address or CIDR network, or 'ssh' for this SSH session's client; "
+        "repeat or separate with commas (default: the app's own allow setting)",
+    )
+    p.add_argument("--reason", default="", help="why, for the audit log (e.g. INC-42)")
+    p.add_argument("--flag", help=flag_help)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    for name, text in (
+        ("disable", "close the window now"),
+        ("status", "show the window"),
+    ):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("--flag", help=flag_help)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+        if args.command is None:
+            raise _UsageError(
+                "ipdebug: choose a command: enable, disable or status (see 'ipdebug --help')"
+            )
+        if args.command == "enable":
+            allow = None if args.allow is None else ",".join(args.allow)
+            opened = enable(
+                args.duration, allow=allow, reason=args.reason, flag=args.flag
+            )
+            _print(args.json, _enabled_json(opened), _enabled_text(opened))
+            return EXIT_OK
+        if args.command == "disable":
+            existed = disable(args.flag)
+            text = (
+                "ipdebug: window closed" if existed else "ipdebug: no window was open"
+            )
+            _print(args.json, {"enabled": False, "was_enabled": existed}, text)
+            return EXIT_OK
+        current = status(args.flag)
+        _print(args.json, _status_json(current), _status_text(current))
+        return EXIT_RUNTIME if current.problem else EXIT_OK
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"ipdebug: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FlagWriteError as exc:
+        print(f"ipdebug: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+def _print(as_json: bool, data: dict[str, object], text: str) -> None:
+    print(json.dumps(data) if as_json else text)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return (
+        None
+        if when is None
+        else when.isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def _both_times(when: datetime) -> str:
+    local = when.astimezone()
+    return f"{local:%Y-%m-%d %H:%M:%S %Z} ({when:%H:%M:%S} UTC)"
+
+
+def _enabled_json(opened: Enabled) -> dict[str, object]:
+    return {
+        "until": _iso(opened.until),
+        "allow": list(opened.allow),
+        "pin": opened.pin,
+        "flag": opened.flag,
+        "reason": opened.reason,
+        "window": opened.window_id[:8],
+    }
+
+
+def _enabled_text(opened: Enabled) -> str:
+    allow = (
+        ", ".join(opened.allow)
+        or "the addresses in the app's allow setting (IPDEBUG_ALLOW)"
+    )
+    lines = [
+        f"ipdebug: debugging window open until {_both_times(opened.until)}",
+        f"  for:    {allow}",
+        f"  reason: {opened.reason or '-'}",
+        f"  flag:   {opened.flag}",
+        f"  PIN:    {opened.pin}",
+        "",
+        "The PIN unlocks the console of this window only; it is stored nowhere.",
+        "Running apps see the window within a second. Close it early with: ipdebug disable",
+    ]
+    return "\n".join(lines)
+
+
+def _status_json(current: Status) -> dict[str, object]:
+    return {
+        "enabled": current.enabled,
+        "until": _iso(current.until),
+        "allow": list(current.allow),
+        "reason": current.reason,
+        "remaining_s": current.remaining_s,
+        "flag": current.flag,
+        "expired_at": _iso(current.expired_at),
+        "problem": current.problem,
+    }
+
+
+def _status_text(current: Status) -> str:
+    if current.problem:
+        return f"ipdebug: off (flag {current.flag} is refused: {current.problem})"
+    if current.enabled and current.until is not None:
+        left = format_duration(current.remaining_s)
+        return "\n".join(
+            [
+                f"ipdebug: window open until {_both_times(current.until)}, {left} left",
+                f"  for:    {', '.join(current.allow) or 'the app allow setting'}",
+                f"  reason: {current.reason or '-'}",
+                f"  by:     {current.by or '-'}",
+                f"  flag:   {current.flag}",
+            ]
+        )
+    if current.expired_at is not None:
+        return f"ipdebug: off (window expired at {_both_times(current.expired_at)})"
+    return f"ipdebug: off (no flag at {current.flag})"

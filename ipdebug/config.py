@@ -1,0 +1,188 @@
+"""Settings shared by the middleware and the command line.
+
+Each setting is a keyword argument and, when the argument is not given, an
+environment variable. Readers take the environment as a mapping so that tests
+and tools can pass their own. Every error names the setting and the value.
+
+================================  ==========================  ==================
+argument                          environment variable        default
+================================  ==========================  ==================
+``allow``                         ``IPDEBUG_ALLOW``           none (flag decides)
+``flag``                          ``IPDEBUG_FLAG``            see ``default_flag``
+``trusted_hosts``                 ``IPDEBUG_TRUSTED_HOSTS``   .localhost,127.0.0.1
+``trusted_proxies``               ``IPDEBUG_TRUSTED_PROXIES`` none
+``max_window``                    ``IPDEBUG_MAX_WINDOW``      1h
+================================  ==========================  ==================
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .address import Networks
+from .errors import ConfigError
+from .hosts import DEFAULT_TRUSTED_HOSTS, parse_trusted_hosts
+
+#: The longest window anyone may open unless ``IPDEBUG_MAX_WINDOW`` says
+#: otherwise, in seconds.
+DEFAULT_MAX_WINDOW = 3600.0
+
+#: The window ``ipdebug enable`` opens without ``--for``, in seconds.
+DEFAULT_WINDOW = 900.0
+
+_DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
+
+Duration = float | int | str | timedelta
+
+
+def parse_duration(value: Duration, *, setting: str) -> float:
+    """Return a positive duration in seconds from ``"90s"``, ``"15m"``,
+    ``"1h"``, ``"1h30m"``, a bare number of seconds, or a ``timedelta``.
+
+    :raises ConfigError: for anything else, zero or a negative value.
+    """
+    seconds: float
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ConfigError(setting, value, "is not a duration")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        match = _DURATION_RE.fullmatch(text)
+        if text.isdigit():
+            seconds = float(text)
+        elif text and match is not None:
+            hours, minutes, secs = (int(g) if g else 0 for g in match.groups())
+            seconds = float(hours * 3600 + minutes * 60 + secs)
+        else:
+            raise ConfigError(
+                setting, value, "is not a duration; use e.g. '90s', '15m' or '1h'"
+            )
+    else:
+        raise ConfigError(setting, value, "is not a duration")
+    if not 0 < seconds < 366 * 86400:
+        raise ConfigError(setting, value, "must be more than 0 and less than a year")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``5400`` -> ``"1h30m"``; the inverse of :func:`parse_duration`."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n
+    ]
+    return "".join(parts) or "0s"
+
+
+def split_list(value: str) -> list[str]:
+    """Split a comma-separated environment value, dropping empty items."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def default_flag(uid: int | None = None) -> str:
+    """The flag path used when neither ``flag`` nor ``IPDEBUG_FLAG`` is set:
+    ``~/.local/state/ipdebug/flag.json`` in the home directory of the
+    effective user, looked up in the password database rather than taken from
+    ``$HOME`` so that ``sudo -u app ipdebug enable`` and the app running as
+    ``app`` agree.
+    """
+    uid = os.geteuid() if uid is None else uid
+    try:
+        home = pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        home = os.path.expanduser("~")
+    return os.path.join(home, ".local", "state", "ipdebug", "flag.json")
+
+
+def resolve_flag(
+    flag: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> str:
+    """The flag location for this process: the argument, else
+    ``IPDEBUG_FLAG``, else :func:`default_flag`. The middleware and every CLI
+    command resolve it the same way.
+    """
+    if flag is None:
+        flag = environ.get("IPDEBUG_FLAG") or default_flag()
+    text = os.fspath(flag)
+    if not text or "\0" in text:
+        raise ConfigError("flag", flag, "is not a path")
+    if "://" in text:
+        return text
+    return os.path.abspath(os.path.expanduser(text))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated deployment settings (the middleware's ceiling)."""
+
+    allow: Networks | None
+    flag: str
+    trusted_hosts: tuple[str, ...]
+    trusted_proxies: Networks | None
+    max_window: float
+
+
+def load_settings(
+    *,
+    allow: Iterable[str] | str | None = None,
+    flag: str | os.PathLike[str] | None = None,
+    trusted_hosts: Iterable[str] | str | None = None,
+    trusted_proxies: Iterable[str] | str | None = None,
+    max_window: Duration | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from arguments, falling back to ``IPDEBUG_*``
+    variables in ``environ`` (``os.environ`` by default) for each argument
+    that is ``None``.
+
+    :raises ConfigError: naming the setting and the bad value.
+    """
+    env = os.environ if environ is None else environ
+    allow_list = _list_setting("allow", allow, env)
+    proxies = _list_setting("trusted_proxies", trusted_proxies, env)
+    hosts = _list_setting("trusted_hosts", trusted_hosts, env)
+    if max_window is None:
+        max_window = env.get("IPDEBUG_MAX_WINDOW") or DEFAULT_MAX_WINDOW
+        window_setting = "IPDEBUG_MAX_WINDOW"
+    else:
+        window_setting = "max_window"
+    if allow_list[1] == [] and allow is not None:
+        raise ConfigError(
+            "allow",
+            allow,
+            "is empty; leave it out to let each window's own allowlist decide",
+        )
+    return Settings(
+        allow=Networks(allow_list[1], setting=allow_list[0]) if allow_list[1] else None,
+        flag=resolve_flag(flag, env),
+        trusted_hosts=parse_trusted_hosts(
+            hosts[1] if hosts[1] is not None else DEFAULT_TRUSTED_HOSTS,
+            setting=hosts[0],
+        ),
+        trusted_proxies=Networks(proxies[1], setting=proxies[0])
+        if proxies[1]
+        else None,
+        max_window=parse_duration(max_window, setting=window_setting),
+    )
+
+
+def _list_setting(
+    name: str, value: Iterable[str] | str | None, env: Mapping[str, str]
+) -> tuple[str, list[str] | None]:
+    """Return (name to blame in errors, list or None when unset)."""
+    if value is None:
+        var = f"IPDEBUG_{name.upper()}"
+        raw = env.get(var)
+        return (var, split_list(raw)) if raw else (var, None)
+    if isinstance(value, str):
+        return name, split_list(value)
+    return name, list(value)

@@ -1,0 +1,461 @@
+"""Werkzeug's interactive debugger, served by ipdebug to gated-in requests.
+
+The page, its resources, the PIN prompt and the console protocol are
+Werkzeug's own (its JavaScript depends on them). What ipdebug replaces is the
+dispatcher around them, because Werkzeug's ``DebuggedApplication`` was built
+for one developer on one process:
+
+- the PIN is the window's one-time PIN, checked against the flag's scrypt
+  hash; the cookie is signed for that window only; failures are counted by
+  the flag store across every worker, and Werkzeug's ``printpin`` (which
+  writes the PIN to the server's log) does nothing;
+- at most ``max_tracebacks`` tracebacks are kept (Werkzeug keeps every one,
+  with every local variable, for the life of the process), all dropped when
+  the window changes;
+- the secret is per process and per window, ``<pid>x<random>``;
+- a ``__debugger__`` request that matches nothing gets a 4xx with a reason,
+  never the app (which would re-run the failing view);
+- an error after the body has started is re-raised to the server, which
+  aborts the connection, instead of ending a truncated body cleanly;
+- every response of the debugger carries ``Cache-Control: no-store``.
+
+**This is the only module that touches Werkzeug's debugger internals.** Each
+use is marked ``Werkzeug internal`` and was checked against Werkzeug
+3.1.4 to 3.1.9; ``tests/test_werkzeug_contract.py`` fails loudly if a new
+release changes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pkgutil
+import secrets
+import threading
+import time
+import typing as t
+from collections import OrderedDict
+from contextlib import ExitStack
+from io import BytesIO
+from os.path import basename
+from zlib import adler32
+
+# Werkzeug internal: the traceback model and renderers behind
+# DebuggedApplication (werkzeug/debug/tbtools.py), and the frame stand-in of
+# its standalone console (werkzeug/debug/__init__.py).
+from werkzeug.debug import _ConsoleFrame
+from werkzeug.debug.tbtools import (
+    DebugFrameSummary,
+    DebugTraceback,
+    render_console_html,
+)
+from werkzeug.http import parse_cookie
+from werkzeug.utils import send_file
+from werkzeug.wrappers import Request, Response
+
+from .audit import audit, logger
+from .flag import FlagStore, Window
+from .pin import MAX_PIN_FAILURES, cookie_is_valid, make_cookie
+from .stash import EXCEPTION_KEY, GATED_KEY
+
+if t.TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+_Frame = DebugFrameSummary | _ConsoleFrame
+_NO_STORE = ("Cache-Control", "no-store")
+
+
+class _Session:
+    """What one process holds for one window."""
+
+    __slots__ = ("contexts", "frames", "pid", "secret", "tracebacks", "window_id")
+
+    def __init__(self, window_id: str | None) -> None:
+        self.pid = os.getpid()
+        self.window_id = window_id
+        # The pid lets a multi-process server route a console request to the
+        # process that holds the frame; the random part is the secret.
+        self.secret = f"{self.pid}x{secrets.token_hex(16)}"
+        self.frames: dict[int, _Frame] = {}
+        self.contexts: dict[int, list[t.ContextManager[t.Any]]] = {}
+        self.tracebacks: OrderedDict[int, list[int]] = OrderedDict()
+
+
+class Debugger:
+    """Serves Werkzeug's debugger for ``app`` to requests already gated in.
+
+    :param app: the wrapped WSGI application.
+    :param store: the flag store (PIN failures are counted there).
+    :param evalex: allow the interactive console; ``False`` shows tracebacks
+        only.
+    :param console_path: URL path of Werkzeug's standalone console, or
+        ``None`` for none.
+    :param max_tracebacks: tracebacks (with their frames and locals) kept per
+        process; the oldest is dropped first.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        store: FlagStore,
+        evalex: bool,
+        console_path: str | None,
+        max_tracebacks: int,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.evalex = evalex
+        self.console_path = console_path
+        self.max_tracebacks = max_tracebacks
+        self._lock = threading.Lock()
+        self._session = _Session(None)
+
+    # Sessions
+
+    def reset(self, window: Window | None) -> None:
+        """Drop every traceback and draw a new secret."""
+        with self._lock:
+            self._session = _Session(window.id if window else None)
+
+    def session(self, window: Window) -> _Session:
+        """This process's session for ``window``, new after a fork or when
+        the window changed.
+        """
+        session = self._session
+        if session.window_id != window.id or session.pid != os.getpid():
+            with self._lock:
+                session = self._session
+                if session.window_id != window.id or session.pid != os.getpid():
+                    session = self._session = _Session(window.id)
+        return session
+
+    @property
+    def traceback_count(self) -> int:
+        return len(self._session.tracebacks)
+
+    # Dispatch
+
+    def __call__(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        window: Window,
+        client: str,
+    ) -> t.Iterable[bytes]:
+        try:
+            request = Request(environ)
+            if request.args.get("__debugger__") == "yes":
+                response = self.command(request, window, client)
+            elif self.evalex and request.path == self.console_path:
+                response = self.console(request, window, client)
+            else:
+                return self.run_app(environ, start_response, window, client)
+            response.headers["Cache-Control"] = "no-store"
+        except Exception:
+            # Fail closed: an ipdebug bug serves the request as if ipdebug
+            # were not installed.
+            logger.exception("ipdebug failed to serve a debugger request")
+            return self.app(environ, start_response)
+        return response(environ, start_response)
+
+    def command(self, request: Request, window: Window, client: str) -> Response:
+        """A ``__debugger__=yes`` request: resource, PIN or console command."""
+        args = request.args
+        cmd = args.get("cmd")
+        if cmd == "resource":
+            return self.resource(request, args.get("f", ""))
+        session = self.session(window)
+        secret = args.get("s", "")
+        if not secrets.compare_digest(secret.encode(), session.secret.encode()):
+            return self.refuse_secret(request, secret, window, client)
+        if cmd == "pinauth":
+            return self.pin_auth(request, window, client)
+        if cmd == "printpin":
+            # Werkzeug would write its PIN to the server log here; the
+            # window's PIN was shown by `ipdebug enable` and is kept nowhere.
+            return Response("", mimetype="text/plain")
+        if not self.evalex:
+            return _refusal(403, "the console is disabled (evalex=False)", client)
+        if not cmd:
+            return _refusal(400, "no command", client)
+        frame = session.frames.get(args.get("frm", -1, type=int))
+        if frame is None:
+            return _refusal(
+                410,
+                "this traceback is no longer held (the window changed or "
+                f"{self.max_tracebacks} newer errors replaced it); reload the "
+                "failing page",
+                client,
+            )
+        if not self.pin_trusted(request.environ, window):
+            return _refusal(403, "the console is locked; enter the PIN", client)
+        return self.execute(session, frame, cmd, client)
+
+    def refuse_secret(
+        self, request: Request, secret: str, window: Window, client: str
+    ) -> Response:
+        """A secret this process does not hold. Multi-process integrations
+        override this to route the request to the process that does.
+        """
+        return _refusal(
+            403,
+            "this debugger page belongs to another window or process; reload "
+            "the failing page",
+            client,
+        )
+
+    def resource(self, request: Request, name: str) -> Response:
+        """A static file of Werkzeug's debugger (JavaScript, CSS, icons)."""
+        # Werkzeug internal: the files live in werkzeug/debug/shared/, served
+        # as DebuggedApplication.get_resource does.
+        try:
+            data = pkgutil.get_data("werkzeug.debug", f"shared/{basename(name)}")
+        except OSError:
+            data = None
+        if not data or not name:
+            return _refusal(404, "no such debugger resource", None)
+        etag = str(adler32(data) & 0xFFFFFFFF)
+        return send_file(BytesIO(data), request.environ, download_name=name, etag=etag)
+
+    def console(self, request: Request, window: Window, client: str) -> Response:
+        """Werkzeug's standalone console at ``console_path``."""
+        session = self.session(window)
+        with self._lock:
+            if 0 not in session.frames:
+                session.frames[0] = _ConsoleFrame({"app": self.app})
+        audit("debugger.console", client, path=request.path)
+        html = render_console_html(
+            secret=session.secret,
+            evalex_trusted=self.pin_trusted(request.environ, window),
+        )
+        return Response(html, mimetype="text/html")
+
+    def execute(
+        self, session: _Session, frame: _Frame, cmd: str, client: str
+    ) -> Response:
+        """Run one console command in a frame, with the contexts (Flask's
+        app and request context) that were active when it failed.
+        """
+        # Audited before it runs: the command may never return.
+        audit("console.command", client, source=cmd, frame=_describe(frame))
+        with ExitStack() as stack:
+            for context in session.contexts.get(id(frame), ()):
+                stack.enter_context(context)
+            output = frame.eval(cmd)
+        return Response(output, mimetype="text/html")
+
+    # PIN
+
+    def pin_trusted(self, environ: WSGIEnvironment, window: Window) -> bool:
+        """Whether the browser holds a PIN cookie of this window and the
+        window's console is not locked.
+        """
+        if self.pin_failures(window) >= MAX_PIN_FAILURES:
+            return False
+        value = parse_cookie(environ).get(cookie_name(window))
+        return cookie_is_valid(
+            value, window.pin, window.id, window.created, time.time()
+        )
+
+    def pin_failures(self, window: Window) -> int:
+        try:
+            return self.store.pin_failures(window.id)
+        except Exception:
+            logger.exception(
+                "ipdebug cannot read the PIN failure count: console locked"
+            )
+            return MAX_PIN_FAILURES
+
+    def pin_auth(self, request: Request, window: Window, client: str) -> Response:
+        """Werkzeug's ``pinauth`` command: JSON ``{"auth", "exhausted"}``."""
+        auth = exhausted = False
+        if self.pin_trusted(request.environ, window):
+            auth = True
+        elif self.pin_failures(window) >= MAX_PIN_FAILURES:
+            exhausted = True
+            audit("pin.locked", client)
+        elif window.pin.verify(request.args.get("pin", "")):
+            auth = True
+            audit("pin.success", client)
+        else:
+            try:
+                failures = self.store.count_pin_failure(window.id)
+            except Exception:
+                logger.exception("ipdebug cannot count a PIN failure: console locked")
+                failures = MAX_PIN_FAILURES
+            exhausted = failures >= MAX_PIN_FAILURES
+            audit("pin.failure", client, failures=failures)
+        response = Response(
+            json.dumps({"auth": auth, "exhausted": exhausted}),
+            mimetype="application/json",
+        )
+        if auth:
+            response.set_cookie(
+                cookie_name(window),
+                make_cookie(window.pin, window.id, time.time()),
+                max_age=max(1, int(window.until - time.time())),
+                httponly=True,
+                samesite="Strict",
+                secure=request.is_secure,
+            )
+        return response
+
+    # The application, with the debugger page for its errors
+
+    def run_app(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        window: Window,
+        client: str,
+    ) -> t.Iterator[bytes]:
+        """Run the app; on an unhandled exception (raised, or handed over by
+        a framework integration) serve the debugger page instead.
+        """
+        contexts: list[t.ContextManager[t.Any]] = []
+        if self.evalex:
+            environ["werkzeug.debug.preserve_context"] = contexts.append
+        environ[GATED_KEY] = True
+        response = _HeldResponse(start_response)
+        app_iter: t.Iterable[bytes] | None = None
+        error: BaseException | None = None
+        skip = 0
+        try:
+            app_iter = self.app(environ, response.start_response)
+            error = environ.pop(EXCEPTION_KEY, None)
+            if error is None:
+                for chunk in app_iter:
+                    if chunk:
+                        response.send()
+                    yield chunk
+                response.send()
+        except Exception as exc:
+            error, skip = exc, 1  # skip this frame in the traceback
+        finally:
+            close = getattr(app_iter, "close", None)
+            if close is not None:
+                close()
+        if error is None:
+            return
+        exc_info: OptExcInfo = (type(error), error, error.__traceback__)  # type: ignore[assignment]
+        if response.sent:
+            # The status and part of the body are on the wire: make the server
+            # abort the connection rather than end a truncated body cleanly.
+            audit("debugger.stream_error", client, path=environ.get("PATH_INFO", ""))
+            logger.error(
+                "error after the response started streaming", exc_info=exc_info
+            )
+            start_response("500 Internal Server Error", [], exc_info)
+            raise error
+        try:
+            body = self.render(error, skip, contexts, environ, window, client)
+        except Exception:
+            logger.exception("ipdebug could not render the debugger page")
+            raise error from None
+        start_response(
+            "500 INTERNAL SERVER ERROR",
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                _NO_STORE,
+            ],
+        )
+        yield body
+
+    def render(
+        self,
+        error: BaseException,
+        skip: int,
+        contexts: list[t.ContextManager[t.Any]],
+        environ: WSGIEnvironment,
+        window: Window,
+        client: str,
+    ) -> bytes:
+        """The debugger page for ``error``; keeps its frames for the console."""
+        # Werkzeug internal: DebugTraceback(...).all_frames and
+        # .render_debugger_html(...), as DebuggedApplication.debug_application
+        # uses them.
+        tb = DebugTraceback(error, skip=skip)
+        session = self.session(window)
+        with self._lock:
+            ids = [id(frame) for frame in tb.all_frames]
+            for frame in tb.all_frames:
+                session.frames[id(frame)] = frame
+                session.contexts[id(frame)] = contexts
+            session.tracebacks[id(tb)] = ids
+            while len(session.tracebacks) > self.max_tracebacks:
+                _, dropped = session.tracebacks.popitem(last=False)
+                for frame_id in dropped:
+                    session.frames.pop(frame_id, None)
+                    session.contexts.pop(frame_id, None)
+        html = tb.render_debugger_html(
+            evalex=self.evalex,
+            secret=session.secret,
+            evalex_trusted=self.pin_trusted(environ, window),
+        )
+        audit(
+            "debugger.page",
+            client,
+            path=environ.get("PATH_INFO", ""),
+            exception=type(error).__name__,
+        )
+        if skip:
+            # Like Werkzeug (and like the server without ipdebug), put the
+            # traceback in the server's error log.
+            environ["wsgi.errors"].write(tb.render_traceback_text())
+        return html.encode("utf-8")
+
+
+class _HeldResponse:
+    """Holds the app's status and headers until its first body bytes, so that
+    an error before them can still be answered with the debugger page in one
+    clean ``start_response`` call.
+    """
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self._start_response = start_response
+        self._held: tuple[str, list[tuple[str, str]], OptExcInfo | None] | None = None
+        self._write: t.Callable[[bytes], object] | None = None
+        self.sent = False
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: OptExcInfo | None = None,
+    ) -> t.Callable[[bytes], object]:
+        if self.sent:
+            # PEP 3333: only legal with exc_info, and the server re-raises.
+            return self._start_response(status, headers, exc_info)
+        self._held = (status, headers, exc_info)
+        return self.write
+
+    def send(self) -> None:
+        if not self.sent and self._held is not None:
+            self._write = self._start_response(*self._held)
+            self.sent = True
+
+    def write(self, data: bytes) -> None:
+        self.send()
+        if self._write is not None:
+            self._write(data)
+
+
+def cookie_name(window: Window) -> str:
+    """Per window, so windows of apps on one host never overwrite each
+    other's cookie (cookies ignore the port).
+    """
+    return f"__ipdebug_{window.id[:12]}"
+
+
+def _describe(frame: _Frame) -> str:
+    if isinstance(frame, DebugFrameSummary):
+        return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return "standalone console"
+
+
+def _refusal(status: int, message: str, client: str | None) -> Response:
+    audit("debugger.refused", client, status=status, reason=message)
+    return Response(f"ipdebug: {message}\n", status=status, mimetype="text/plain")

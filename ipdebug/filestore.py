@@ -1,0 +1,237 @@
+"""The enable flag as a file, for one host.
+
+Writing is atomic (temporary file in the same directory, ``fsync``,
+``os.replace``), so a reader sees the old flag or the new one, never half of
+either, and concurrent ``enable`` runs end with the last complete flag.
+
+Reading trusts the file only when nobody but its owner could have written it:
+it must be a regular file (not a symlink, directory or FIFO), owned by this
+process's user or root, not writable by group or others, in a directory with
+the same properties (a sticky ``/tmp``-like directory is fine). Anything else
+raises :class:`~ipdebug.errors.FlagError`, which the middleware treats as off.
+
+Failed PIN attempts are counted in a file beside the flag, one byte appended
+per failure (``O_APPEND`` writes are atomic), so every worker sees the same
+count without a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import glob
+import os
+import stat
+import tempfile
+
+from .errors import FlagError, FlagWriteError
+from .flag import Window
+
+#: Larger flags are refused unread.
+MAX_FLAG_BYTES = 64 * 1024
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+_StatKey = tuple[int, ...]
+
+
+class FileFlagStore:
+    """A flag kept in one JSON file. See the module documentation.
+
+    :param path: absolute path of the flag file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.location = path
+        self.path = path
+        self.directory = os.path.dirname(path)
+        self._key: _StatKey | None = None
+        self._cached: Window | FlagError | None = None
+
+    def __repr__(self) -> str:
+        return f"FileFlagStore({self.path!r})"
+
+    # Reading
+
+    def load(self, now: float) -> Window | None:
+        try:
+            dir_st = os.stat(self.directory)
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            self._key = self._cached = None
+            return None
+        except OSError as exc:
+            raise FlagError(self.path, f"cannot be read: {exc.strerror}") from None
+        key = (
+            st.st_dev,
+            st.st_ino,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_size,
+            dir_st.st_ino,
+            dir_st.st_mode,
+            dir_st.st_uid,
+        )
+        if key != self._key:
+            try:
+                self._cached = self._read(dir_st, now)
+            except FlagError as exc:
+                self._cached = exc
+            self._key = key
+        if isinstance(self._cached, FlagError):
+            raise self._cached
+        return self._cached
+
+    def _read(self, dir_st: os.stat_result, now: float) -> Window | None:
+        problem = _unsafe_directory(dir_st)
+        if problem:
+            raise FlagError(self.path, f"its directory {problem}")
+        try:
+            fd = os.open(
+                self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            )
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise FlagError(
+                    self.path, "is a symbolic link; remove it and enable again"
+                ) from None
+            raise FlagError(self.path, f"cannot be read: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            problem = _unsafe_file(st)
+            if problem:
+                raise FlagError(self.path, problem)
+            data = os.read(fd, MAX_FLAG_BYTES + 1)
+        except OSError as exc:
+            raise FlagError(self.path, f"cannot be read: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        if len(data) > MAX_FLAG_BYTES:
+            raise FlagError(self.path, f"is larger than {MAX_FLAG_BYTES} bytes")
+        try:
+            return Window.from_json(data, now=now)
+        except ValueError as exc:
+            raise FlagError(self.path, f"{exc}; run 'ipdebug enable' again") from None
+
+    # Writing
+
+    def save(self, window: Window) -> None:
+        self._prepare_directory()
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=".flag.", suffix=".tmp", dir=self.directory
+            )
+        except OSError as exc:
+            raise FlagWriteError(self.path, exc.strerror or str(exc)) from None
+        try:
+            try:
+                os.write(fd, window.to_json().encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise FlagWriteError(self.path, exc.strerror or str(exc)) from None
+        _fsync_directory(self.directory)
+        self._remove_counters(keep=window.id)
+
+    def clear(self) -> bool:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            existed = False
+        except OSError as exc:
+            raise FlagWriteError(self.path, exc.strerror or str(exc)) from None
+        else:
+            existed = True
+            _fsync_directory(self.directory)
+        self._remove_counters(keep=None)
+        return existed
+
+    def _prepare_directory(self) -> None:
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            dir_st = os.stat(self.directory)
+        except OSError as exc:
+            raise FlagWriteError(
+                self.path,
+                f"cannot create {self.directory}: {exc.strerror}; "
+                "set IPDEBUG_FLAG (or --flag) to a path this user can write",
+            ) from None
+        problem = _unsafe_directory(dir_st)
+        if problem:
+            raise FlagWriteError(self.path, f"{self.directory} {problem}")
+
+    # PIN failures, shared by every process using this flag
+
+    def _counter(self, window_id: str) -> str:
+        return f"{self.path}.{window_id}.pinfail"
+
+    def count_pin_failure(self, window_id: str) -> int:
+        fd = os.open(
+            self._counter(window_id),
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+        try:
+            os.write(fd, b"x")
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+    def pin_failures(self, window_id: str) -> int:
+        try:
+            return os.lstat(self._counter(window_id)).st_size
+        except FileNotFoundError:
+            return 0
+
+    def _remove_counters(self, keep: str | None) -> None:
+        for path in glob.glob(glob.escape(self.path) + ".*.pinfail"):
+            if keep is None or path != self._counter(keep):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+
+def _unsafe_directory(st: os.stat_result) -> str | None:
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        mode = stat.S_IMODE(st.st_mode)
+        return f"is writable by group or others (mode {mode:04o}); run chmod 700 on it"
+    return None
+
+
+def _unsafe_file(st: os.stat_result) -> str | None:
+    for test, kind in _KINDS:
+        if test(st.st_mode):
+            return f"is {kind}, not a regular file"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+    if st.st_mode & 0o022:
+        mode = stat.S_IMODE(st.st_mode)
+        return f"is writable by group or others (mode {mode:04o}); run chmod 600 on it"
+    return None
+
+
+def _fsync_directory(path: str) -> None:
+    # Makes the rename durable; not every filesystem supports it.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,199 @@
+"""The enable flag: what a window is, how it is encoded, and where it lives.
+
+A *window* is written by ``ipdebug enable`` and read by every process that
+runs the middleware. It says until when the debugger may be served, for which
+addresses, why, by whom, and holds the hash of its one-time PIN.
+
+Stores implement :class:`FlagStore`; :func:`open_store` picks one from the
+``flag`` setting (a path today; other backends plug in here).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .address import Networks
+from .errors import ConfigError
+from .pin import PinHash
+
+#: The format version written into every flag.
+FORMAT = 1
+
+#: How far in the future a flag's ``created`` may be (clock skew between the
+#: operator's shell and the server) before the flag is refused.
+CLOCK_SKEW = 60.0
+
+_ID_RE = re.compile(r"[0-9a-f]{16,64}", re.ASCII)
+_MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class Window:
+    """One debugging window, as written by ``ipdebug enable``.
+
+    Times are wall-clock epoch seconds (UTC): the flag is written by another
+    process, possibly on another host, so a monotonic clock cannot be shared.
+    """
+
+    id: str
+    created: float
+    until: float
+    allow: tuple[str, ...]
+    reason: str
+    by: str
+    pin: PinHash = field(repr=False)
+    networks: Networks | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        now: float,
+        duration: float,
+        allow: tuple[str, ...],
+        reason: str,
+        by: str,
+        pin_hash: PinHash,
+    ) -> Window:
+        return cls(
+            id=secrets.token_hex(16),
+            created=now,
+            until=now + duration,
+            allow=allow,
+            reason=reason,
+            by=by,
+            pin=pin_hash,
+            networks=Networks(allow, setting="--allow") if allow else None,
+        )
+
+    def expires(self, max_window: float) -> float:
+        """When this window ends for a deployment whose ceiling is
+        ``max_window``: a flag is never honoured longer than that after it
+        was written, whatever it says.
+        """
+        return min(self.until, self.created + max_window)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "ipdebug": FORMAT,
+                "id": self.id,
+                "created": self.created,
+                "until": self.until,
+                "allow": list(self.allow),
+                "reason": self.reason,
+                "by": self.by,
+                "pin": self.pin.to_json(),
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, now: float) -> Window:
+        """Parse and validate a flag.
+
+        :raises ValueError: describing the first problem found.
+        """
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError("is not a JSON object")
+        if data.get("ipdebug") != FORMAT:
+            raise ValueError(f"has format {data.get('ipdebug')!r}, expected {FORMAT}")
+        window_id = data.get("id")
+        if not isinstance(window_id, str) or not _ID_RE.fullmatch(window_id):
+            raise ValueError("has no valid 'id'")
+        created = _number(data, "created")
+        until = _number(data, "until")
+        if until <= created:
+            raise ValueError("has 'until' before 'created'")
+        if created > now + CLOCK_SKEW:
+            raise ValueError(
+                "was created in the future (check the clocks, then enable again)"
+            )
+        allow = data.get("allow")
+        if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+            raise ValueError("has an 'allow' that is not a list of strings")
+        try:
+            networks = Networks(allow, setting="allow") if allow else None
+        except ConfigError as exc:
+            raise ValueError(f"has a bad 'allow' entry {exc.value!r}") from None
+        reason = data.get("reason", "")
+        by = data.get("by", "")
+        if not isinstance(reason, str) or len(reason) > _MAX_REASON:
+            raise ValueError("has a bad 'reason'")
+        if not isinstance(by, str) or len(by) > _MAX_REASON:
+            raise ValueError("has a bad 'by'")
+        pin_hash = PinHash.from_json(data.get("pin"))
+        return cls(
+            id=window_id,
+            created=created,
+            until=until,
+            allow=tuple(allow),
+            reason=reason,
+            by=by,
+            pin=pin_hash,
+            networks=networks,
+        )
+
+
+def _number(data: dict[str, object], key: str) -> float:
+    value = data.get(key)
+    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise ValueError(f"has no valid {key!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+class FlagStore(Protocol):
+    """Where windows are kept. Implementations must be safe to call from
+    several threads and processes, and must never return a window they did
+    not fully validate.
+    """
+
+    #: The path or URL, for messages.
+    location: str
+
+    def load(self, now: float) -> Window | None:
+        """The current window (possibly expired), ``None`` when there is no
+        flag. Cheap when nothing changed since the last call.
+
+        :raises FlagError: when a flag exists but must not be honoured.
+        """
+
+    def save(self, window: Window) -> None:
+        """Replace the flag atomically.
+
+        :raises FlagWriteError: leaving the previous flag in place.
+        """
+
+    def clear(self) -> bool:
+        """Remove the flag; return whether there was one.
+
+        :raises FlagWriteError: when it exists and cannot be removed.
+        """
+
+    def count_pin_failure(self, window_id: str) -> int:
+        """Record one failed PIN attempt; return the total for the window
+        across every process using this store.
+        """
+
+    def pin_failures(self, window_id: str) -> int:
+        """Failed PIN attempts so far for the window, across processes."""
+
+
+def open_store(location: str) -> FlagStore:
+    """The store for a resolved ``flag`` setting."""
+    if "://" in location:
+        raise ConfigError(
+            "flag", location, "is a URL, but only file paths are supported"
+        )
+    from .filestore import FileFlagStore
+
+    return FileFlagStore(location)

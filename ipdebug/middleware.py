@@ -1,0 +1,196 @@
+"""The WSGI middleware: Werkzeug's debugger for one address, for a while.
+
+.. code-block:: python
+
+    from ipdebug import IPDebugMiddleware
+
+    app = IPDebugMiddleware(
+        app,
+        allow=["203.0.113.7", "10.8.0.0/16"],
+        trusted_hosts=["app.example.com"],
+        trusted_proxies=["127.0.0.1"],
+    )
+
+Then, on the server, ``ipdebug enable --for 15m --allow ssh`` opens a window
+and prints a one-time PIN. Until it ends, a request is *gated in* when all of
+these hold: the window is open, the client address (resolved through
+``trusted_proxies`` only) is allowed by the deployment and by the window, and
+the ``Host`` is trusted. Gated-in requests get Werkzeug's debugger for
+unhandled exceptions. **Everybody else gets exactly what the app returns**:
+same status, headers and body, exceptions propagated as without ipdebug.
+
+**Security:** the debugger runs arbitrary Python in the server process. Keep
+``allow`` to the operators' addresses, list your reverse proxies in
+``trusted_proxies`` (and nothing else), and keep windows short.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import typing as t
+from datetime import datetime, timezone
+
+from .audit import LogOnce, audit, logger
+from .config import Duration, Settings, load_settings
+from .debugger import Debugger
+from .errors import ConfigError
+from .flag import FlagStore, Window, open_store
+from .gate import WindowGate, make_window_gate
+from .switch import Switch
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+
+class IPDebugMiddleware:
+    """Serve Werkzeug's debugger to allowed clients while a window is open.
+
+    Each argument left as ``None`` is read from its environment variable
+    (``IPDEBUG_ALLOW``, ``IPDEBUG_FLAG``, ``IPDEBUG_TRUSTED_HOSTS``,
+    ``IPDEBUG_TRUSTED_PROXIES``, ``IPDEBUG_MAX_WINDOW``; lists are comma
+    separated), else takes its default.
+
+    :param app: the WSGI application to wrap (a Flask app, or its
+        ``wsgi_app``, works as is).
+    :param allow: addresses and CIDR networks allowed to get the debugger;
+        the deployment's ceiling. Each window may narrow it with its own list.
+    :param flag: path of the enable flag written by ``ipdebug enable``.
+        Default ``~/.local/state/ipdebug/flag.json`` of the effective user.
+    :param trusted_hosts: ``Host`` names for which the debugger may be
+        served; ``.example.com`` means the domain and its subdomains. Default
+        ``[".localhost", "127.0.0.1"]`` (Werkzeug's default).
+    :param trusted_proxies: addresses and networks of reverse proxies whose
+        ``X-Forwarded-For``/``Forwarded`` headers are believed. Default none.
+    :param evalex: ``False`` serves tracebacks without the console.
+    :param console_path: path of Werkzeug's standalone console, or ``None``
+        (the default) for none.
+    :param max_window: the longest any window is honoured after it was
+        written: seconds, a ``timedelta`` or ``"30m"``. Default one hour.
+    :param max_tracebacks: tracebacks (with their local variables) kept per
+        process while a window is open. Default 20.
+    :param environ: the environment to read settings from; default
+        ``os.environ``.
+    :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
+        bad setting and value.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        allow: Iterable[str] | str | None = None,
+        flag: str | os.PathLike[str] | None = None,
+        trusted_hosts: Iterable[str] | str | None = None,
+        trusted_proxies: Iterable[str] | str | None = None,
+        evalex: bool = True,
+        console_path: str | None = None,
+        max_window: Duration | None = None,
+        max_tracebacks: int = 20,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if not callable(app):
+            raise ConfigError("app", app, "is not a WSGI application (not callable)")
+        if not isinstance(evalex, bool):
+            raise ConfigError("evalex", evalex, "must be True or False")
+        if console_path is not None and (
+            not isinstance(console_path, str) or not console_path.startswith("/")
+        ):
+            raise ConfigError(
+                "console_path", console_path, "must be a path starting with '/'"
+            )
+        if type(max_tracebacks) is not int or not 1 <= max_tracebacks <= 1000:
+            raise ConfigError(
+                "max_tracebacks", max_tracebacks, "must be an integer from 1 to 1000"
+            )
+        self.app = app
+        self.settings: Settings = load_settings(
+            allow=allow,
+            flag=flag,
+            trusted_hosts=trusted_hosts,
+            trusted_proxies=trusted_proxies,
+            max_window=max_window,
+            environ=environ,
+        )
+        self.store: FlagStore = open_store(self.settings.flag)
+        self._log_once = LogOnce()
+        self.debugger = Debugger(
+            app,
+            store=self.store,
+            evalex=evalex,
+            console_path=console_path,
+            max_tracebacks=max_tracebacks,
+        )
+        self.switch = Switch(
+            self.store,
+            max_window=self.settings.max_window,
+            on_change=self._window_changed,
+        )
+        self._gate: WindowGate | None = None
+        _connect_integrations()
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        try:
+            window = self.switch.current()
+            client = None if window is None else self._admit(environ, window)
+        except Exception:
+            # Fail closed: a bug in ipdebug serves the request as without it.
+            self._log_once(
+                logging.ERROR,
+                "ipdebug denied a request after an internal error",
+                exc_info=True,
+            )
+            client = None
+        if client is None:
+            return self.app(environ, start_response)
+        return self.debugger(environ, start_response, window, client)  # type: ignore[arg-type]
+
+    def _admit(self, environ: WSGIEnvironment, window: Window) -> str | None:
+        gate = self._gate
+        if gate is None or gate.window is not window:
+            gate = self._gate = make_window_gate(self.settings, window, self._log_once)
+        return gate.client(environ)
+
+    def _window_changed(self, old: Window | None, new: Window | None, why: str) -> None:
+        """Audit the transition and forget everything of the old window."""
+        self.debugger.reset(new)
+        self._gate = None
+        if old is not None and why in ("closed", "expired", "refused", "replaced"):
+            audit(
+                "window.expired" if why == "expired" else "window.closed",
+                window=old.id[:8],
+                why=why,
+            )
+        if new is not None:
+            until = datetime.fromtimestamp(
+                new.expires(self.settings.max_window), timezone.utc
+            )
+            audit(
+                "window.opened",
+                window=new.id[:8],
+                until=until.isoformat(timespec="seconds"),
+                allow=list(new.allow) or "deployment",
+                reason=new.reason,
+                by=new.by,
+            )
+            logger.warning(
+                "ipdebug debugging window open until %s UTC for %s (%s)",
+                until.strftime("%Y-%m-%d %H:%M:%S"),
+                ", ".join(new.allow) or "the deployment's allowlist",
+                new.reason or "no reason given",
+            )
+            self._log_once.forget()
+
+
+def _connect_integrations() -> None:
+    # Frameworks are imported only by their own modules, and only when the
+    # application already uses them.
+    if "flask" in sys.modules:
+        from .flask import connect_signal
+
+        connect_signal()

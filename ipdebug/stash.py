@@ -1,0 +1,28 @@
+"""How frameworks that swallow exceptions hand them to ipdebug.
+
+Flask and Django turn an unhandled view exception into their own 500
+response before any outer middleware sees it. For a gated-in request, ipdebug
+marks the WSGI environ; the framework integration's signal receiver then puts
+the exception there, and the middleware renders the debugger for it instead
+of the 500 page it received. Requests that are not gated in carry no mark,
+so their error handling is untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+#: Set in the environ of gated-in requests only.
+GATED_KEY = "ipdebug.gated"
+#: Where an integration leaves the exception it saw.
+EXCEPTION_KEY = "ipdebug.exception"
+
+
+def stash_exception(environ: MutableMapping[str, object], exc: BaseException) -> bool:
+    """Hand ``exc`` to ipdebug if this request is gated in; return whether it
+    was taken. Safe to call for any request.
+    """
+    if environ.get(GATED_KEY) is not True:
+        return False
+    environ.setdefault(EXCEPTION_KEY, exc)
+    return True

@@ -1,0 +1,131 @@
+"""The switch: is a window open *now*, for this process?
+
+The middleware asks on every request, so the answer must be cheap. The flag
+store is consulted at most once per ``poll_interval`` per process (one or two
+``stat`` calls for a file); in between, a closed switch costs one monotonic
+clock read and a comparison. An open window's expiry is compared on every
+request, so it ends on time to the second.
+
+Expiry is checked against two clocks: the flag's wall-clock time (the flag is
+written by another process, possibly on another host) and a monotonic
+deadline fixed when this process first saw the window. Whichever comes first
+ends the window, so a clock jump can shorten a window but never extend it.
+
+Transitions (opened, closed, replaced, expired, refused) are reported once to
+``on_change``, under a lock, from whichever request noticed them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from .audit import logger
+from .errors import FlagError
+from .flag import FlagStore, Window
+
+#: ``on_change(old, new, why)``: ``why`` is ``"opened"``, ``"replaced"``,
+#: ``"closed"`` (flag removed), ``"expired"`` or ``"refused"`` (flag unusable).
+OnChange = Callable[[Window | None, Window | None, str], None]
+
+
+class Switch:
+    """Rate-limited view of a :class:`~ipdebug.flag.FlagStore`.
+
+    :param store: where the flag lives.
+    :param max_window: seconds after ``created`` at which any window ends.
+    :param on_change: called on every transition.
+    :param poll_interval: seconds between two reads of the store.
+    :param clock: wall clock (epoch seconds); replaceable in tests.
+    :param monotonic: monotonic clock; replaceable in tests.
+    """
+
+    def __init__(
+        self,
+        store: FlagStore,
+        *,
+        max_window: float,
+        on_change: OnChange,
+        poll_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.max_window = max_window
+        self._on_change = on_change
+        self._interval = poll_interval
+        self._clock = clock
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._next_poll = float("-inf")
+        # (window, wall-clock end, monotonic end), or None while closed.
+        self._open: tuple[Window, float, float] | None = None
+        self._problem: str | None = None
+
+    def current(self) -> Window | None:
+        """The open window, or ``None``. Never raises for a flag problem."""
+        mono = self._monotonic()
+        if mono >= self._next_poll:
+            self._poll(mono)
+        state = self._open
+        if state is None:
+            return None
+        if mono >= state[2] or self._clock() >= state[1]:
+            self._expire(state[0])
+            return None
+        return state[0]
+
+    def _poll(self, mono: float) -> None:
+        # One thread polls; the others go on with the state they have.
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._next_poll = mono + self._interval
+            now = self._clock()
+            problem = None
+            try:
+                window = self.store.load(now)
+            except FlagError as exc:
+                window, problem = None, f"ipdebug is off: {exc}"
+            except Exception as exc:  # a store bug or backend failure: off
+                window = None
+                problem = f"ipdebug is off: flag {self.store.location} cannot be checked: {exc!r}"
+            # Logged once per change, not at request rate.
+            if problem != self._problem:
+                self._problem = problem
+                if problem is not None:
+                    logger.warning("%s", problem)
+            if window is not None and now >= window.expires(self.max_window):
+                window = None
+            self._transition(window, mono, now, refused=problem is not None)
+        finally:
+            self._lock.release()
+
+    def _transition(
+        self, window: Window | None, mono: float, now: float, *, refused: bool
+    ) -> None:
+        state = self._open
+        old = state[0] if state else None
+        if old == window:
+            return
+        if window is None:
+            self._open = None
+            self._on_change(old, None, "refused" if refused else "closed")
+            return
+        end = window.expires(self.max_window)
+        self._open = (window, end, mono + (end - now))
+        self._on_change(old, window, "opened" if old is None else "replaced")
+
+    def _expire(self, window: Window) -> None:
+        with self._lock:
+            state = self._open
+            if state is None or state[0] is not window:
+                return
+            self._open = None
+            self._on_change(window, None, "expired")
+
+    def poll_now(self) -> Window | None:
+        """Read the store now, whatever the interval (for tools and tests)."""
+        self._next_poll = float("-inf")
+        return self.current()
