@@ -329,6 +329,10 @@ class Debugger:
                 for chunk in app_iter:
                     if chunk:
                         response.send()
+                    elif not response.sent:
+                        # Nothing may be yielded before start_response, and
+                        # the headers stay held until real bytes arrive.
+                        continue
                     yield chunk
                 response.send()
         except Exception as exc:

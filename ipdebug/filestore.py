@@ -133,7 +133,7 @@ class FileFlagStore:
             raise FlagWriteError(self.path, exc.strerror or str(exc)) from None
         try:
             try:
-                os.write(fd, window.to_json().encode())
+                _write_all(fd, window.to_json().encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -225,6 +225,14 @@ def _unsafe_file(st: os.stat_result) -> str | None:
         mode = stat.S_IMODE(st.st_mode)
         return f"is writable by group or others (mode {mode:04o}); run chmod 600 on it"
     return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # os.write may write less than asked (a full disk, a file size limit);
+    # the next call then raises the real error.
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_directory(path: str) -> None:

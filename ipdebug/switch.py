@@ -96,14 +96,15 @@ class Switch:
                 self._problem = problem
                 if problem is not None:
                     logger.warning("%s", problem)
+            closed_why = "refused" if problem is not None else "closed"
             if window is not None and now >= window.expires(self.max_window):
-                window = None
-            self._transition(window, mono, now, refused=problem is not None)
+                window, closed_why = None, "expired"
+            self._transition(window, mono, now, closed_why)
         finally:
             self._lock.release()
 
     def _transition(
-        self, window: Window | None, mono: float, now: float, *, refused: bool
+        self, window: Window | None, mono: float, now: float, closed_why: str
     ) -> None:
         state = self._open
         old = state[0] if state else None
@@ -111,7 +112,7 @@ class Switch:
             return
         if window is None:
             self._open = None
-            self._on_change(old, None, "refused" if refused else "closed")
+            self._on_change(old, None, closed_why)
             return
         end = window.expires(self.max_window)
         self._open = (window, end, mono + (end - now))

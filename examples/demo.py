@@ -1,0 +1,67 @@
+"""Try ipdebug in one command: a Flask app on http://127.0.0.1:5000 with a
+window open for 127.0.0.1, using a flag in a temporary directory.
+
+    python examples/demo.py [--port 5000]
+
+Visit the printed URL, click the console icon of a frame, type the PIN.
+Every other address would see the app's own error page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import tempfile
+
+from werkzeug.serving import run_simple
+
+
+def free_port(preferred: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+
+    state = tempfile.mkdtemp(prefix="ipdebug-demo-")
+    flag = os.path.join(state, "flag.json")
+    os.environ.update(IPDEBUG_FLAG=flag, IPDEBUG_ALLOW="127.0.0.1")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+    from flask_app import app
+
+    import ipdebug
+
+    # Show ipdebug's audit trail (window opened, pages served, PIN attempts,
+    # console commands) on this terminal.
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    port = free_port(args.port)
+    opened = ipdebug.enable("15m", allow=["127.0.0.1"], reason="demo")
+    print(
+        f"""
+ipdebug demo
+  failing page:  http://127.0.0.1:{port}/checkout
+  PIN:           {opened.pin}
+  window until:  {opened.until:%H:%M:%S} UTC (15 minutes)
+
+In another shell:  IPDEBUG_FLAG={flag} ipdebug status
+                   IPDEBUG_FLAG={flag} ipdebug disable   (the page becomes the app's own)
+Stop with Ctrl-C.
+""",
+        flush=True,
+    )
+    run_simple("127.0.0.1", port, app, use_reloader=False, use_debugger=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Shared fixtures: a plain WSGI app, a private flag, helpers to open windows
+and to talk to the debugger the way Werkzeug's JavaScript does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import typing as t
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from webtest import TestApp
+
+import ipdebug
+from ipdebug import IPDebugMiddleware
+
+OPERATOR = "127.0.0.1"
+STRANGER = "127.0.0.2"
+HOST = "127.0.0.1:8000"
+
+
+class Boom(Exception):
+    """What the failing views raise."""
+
+
+class Payload:
+    """A local variable of the failing view (weak-referenceable)."""
+
+
+def plain_app(
+    environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]
+) -> t.Iterable[bytes]:
+    """A WSGI app with a route per behaviour the tests need."""
+    path = environ["PATH_INFO"]
+    if path == "/fail":
+        local_value = 6 * 7
+        payload = Payload()
+        hold = environ.get("test.hold")  # lets memory tests watch a local
+        if hold is not None:
+            hold(payload)
+        raise Boom(f"failed with local_value={local_value}")
+    if path == "/stream-fail":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _stream_then_fail()
+    if path == "/late-fail":
+        return _late_fail(start_response)
+    body = f"app:{environ['REQUEST_METHOD']} {path}?{environ.get('QUERY_STRING', '')}".encode()
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "text/plain"),
+            ("Content-Length", str(len(body))),
+            ("X-App", "1"),
+        ],
+    )
+    return [body]
+
+
+def _stream_then_fail() -> Iterator[bytes]:
+    yield b"first chunk;"
+    raise Boom("after the first chunk")
+
+
+def _late_fail(start_response: t.Callable[..., t.Any]) -> Iterator[bytes]:
+    # Starts the response and fails before any body bytes.
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b""
+    raise Boom("before the first byte")
+
+
+@pytest.fixture
+def flag(tmp_path: Path) -> str:
+    return str(tmp_path / "state" / "flag.json")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("IPDEBUG_", "SSH_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def make(flag: str, clean_env: None) -> t.Callable[..., IPDebugMiddleware]:
+    def make(app: t.Any = plain_app, **options: t.Any) -> IPDebugMiddleware:
+        options.setdefault("flag", flag)
+        options.setdefault("allow", [OPERATOR])
+        return IPDebugMiddleware(app, **options)
+
+    return make
+
+
+def client(
+    app: t.Any, addr: str = OPERATOR, host: str = HOST, **environ: t.Any
+) -> TestApp:
+    return TestApp(
+        app, extra_environ={"REMOTE_ADDR": addr, "HTTP_HOST": host, **environ}
+    )
+
+
+def open_window(
+    middleware: IPDebugMiddleware, duration: str = "5m", **options: t.Any
+) -> ipdebug.Enabled:
+    """Open a window on the middleware's flag and make it notice now."""
+    options.setdefault("allow", [OPERATOR])
+    opened = ipdebug.enable(
+        duration, flag=middleware.settings.flag, environ={}, **options
+    )
+    middleware.switch.poll_now()
+    return opened
+
+
+def secret_and_frame(html: str) -> tuple[str, str]:
+    """What Werkzeug's JavaScript reads from a debugger page."""
+    secret = re.search(r'SECRET = "([^"]+)"', html)
+    frame = re.findall(r'<div class="frame" id="frame-(\d+)">', html)
+    assert secret and frame, "not a debugger page"
+    return secret.group(1), frame[-1]
+
+
+def debugger_get(app: TestApp, secret: str, **params: str) -> t.Any:
+    return app.get(
+        "/", params={"__debugger__": "yes", "s": secret, **params}, expect_errors=True
+    )
+
+
+def unlock(app: TestApp, secret: str, pin: str) -> dict[str, bool]:
+    response = debugger_get(app, secret, cmd="pinauth", pin=pin)
+    assert response.status_int == 200
+    return t.cast(dict[str, bool], response.json)
+
+
+class Records(logging.Handler):
+    """Collects every record of the ipdebug loggers."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def events(self) -> list[str]:
+        return [r.ipdebug_event for r in self.records if hasattr(r, "ipdebug_event")]
+
+    def text(self) -> str:
+        return "\n".join(self.format(r) for r in self.records)
+
+
+@pytest.fixture
+def records() -> Iterator[Records]:
+    handler = Records()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("ipdebug")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)

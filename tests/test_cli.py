@@ -1,0 +1,261 @@
+"""The command line, in-process for speed and once for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from ipdebug.cli import main
+from ipdebug.filestore import FileFlagStore
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_enable_status_disable_round_trip_in_json(
+    flag: str, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "enable",
+        "--for",
+        "10m",
+        "--allow",
+        "203.0.113.7",
+        "--allow",
+        "10.8.0.0/16,2001:db8::/32",
+        "--reason",
+        "INC-42",
+        "--flag",
+        flag,
+        "--json",
+    )
+    assert code == 0
+    opened = json.loads(out)
+    assert set(opened) >= {"until", "allow", "pin", "flag"}
+    assert opened["allow"] == ["203.0.113.7", "10.8.0.0/16", "2001:db8::/32"]
+    assert opened["flag"] == flag
+    until = datetime.fromisoformat(opened["until"].replace("Z", "+00:00"))
+    assert until.utcoffset() is not None
+    assert 595 < until.timestamp() - time.time() <= 600
+
+    code, out, _ = run(capsys, "status", "--flag", flag, "--json")
+    status = json.loads(out)
+    assert code == 0
+    assert status["enabled"] is True and status["reason"] == "INC-42"
+    assert status["until"] == opened["until"] and opened["until"].endswith("Z")
+    assert status["allow"] == opened["allow"]
+    assert 590 < status["remaining_s"] <= 600
+    assert opened["pin"] not in out
+
+    code, out, _ = run(capsys, "disable", "--flag", flag, "--json")
+    assert code == 0 and json.loads(out)["enabled"] is False
+    code, out, _ = run(capsys, "status", "--flag", flag, "--json")
+    assert json.loads(out) | {"flag": None} == {
+        "enabled": False,
+        "until": None,
+        "allow": [],
+        "reason": "",
+        "remaining_s": 0.0,
+        "flag": None,
+        "expired_at": None,
+        "problem": None,
+    }
+
+
+def test_enable_for_people_prints_until_addresses_and_pin(
+    flag: str, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    code, out, _ = run(capsys, "enable", "--allow", "203.0.113.7", "--flag", flag)
+    assert code == 0
+    assert "UTC)" in out and "203.0.113.7" in out
+    pin = next(
+        line.split()[-1] for line in out.splitlines() if line.strip().startswith("PIN:")
+    )
+    window = FileFlagStore(flag).load(time.time())
+    assert window is not None and window.pin.verify(pin)
+    assert 895 < window.until - window.created <= 900  # default 15m
+    code, out, _ = run(capsys, "status", "--flag", flag)
+    assert "window open until" in out and "left" in out and pin not in out
+
+
+def test_allow_ssh_takes_the_ssh_client(
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+) -> None:
+    monkeypatch.setenv("SSH_CLIENT", "198.51.100.23 52022 22")
+    code, out, _ = run(capsys, "enable", "--allow", "ssh", "--flag", flag, "--json")
+    assert code == 0 and json.loads(out)["allow"] == ["198.51.100.23"]
+    window = FileFlagStore(flag).load(time.time())
+    assert window is not None and window.by.endswith("from 198.51.100.23")
+
+
+def test_flag_from_environment_is_shared_with_every_command(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+) -> None:
+    flag = str(tmp_path / "env" / "flag.json")
+    monkeypatch.setenv("IPDEBUG_FLAG", flag)
+    assert run(capsys, "enable", "--allow", "127.0.0.1", "--json")[0] == 0
+    assert json.loads(run(capsys, "status", "--json")[1])["flag"] == flag
+    assert json.loads(run(capsys, "disable", "--json")[1])["was_enabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["enable", "--for", "forever"],
+            "'forever' is not a duration",
+            id="bad-duration",
+        ),
+        pytest.param(
+            ["enable", "--for", "2h"],
+            "'2h' is longer than the maximum window (1h)",
+            id="too-long",
+        ),
+        pytest.param(["enable", "--for", "0s"], "must be more than 0", id="zero"),
+        pytest.param(
+            ["enable", "--allow", "10.0.0.300"],
+            "'10.0.0.300' is not an IP address or network",
+            id="bad-address",
+        ),
+        pytest.param(
+            ["enable", "--allow", "10.0.0.1/8"],
+            "has host bits set; use the network address (10.0.0.0/8)",
+            id="host-bits",
+        ),
+        pytest.param(
+            ["enable", "--allow", "ssh"],
+            "needs SSH_CLIENT or SSH_CONNECTION",
+            id="ssh-without-ssh",
+        ),
+        pytest.param(
+            ["enable", "--bogus"],
+            "unrecognized arguments: --bogus",
+            id="unknown-option",
+        ),
+        pytest.param(
+            ["frobnicate"], "invalid choice: 'frobnicate'", id="unknown-command"
+        ),
+        pytest.param([], "choose a command", id="no-command"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line_naming_the_value(
+    argv: list[str],
+    message: str,
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    clean_env: None,
+) -> None:
+    code, out, err = run(
+        capsys, *argv, *(["--flag", flag] if argv and argv[0] == "enable" else [])
+    )
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert message in err
+    assert not os.path.exists(flag)
+
+
+def test_max_window_from_environment(
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+) -> None:
+    monkeypatch.setenv("IPDEBUG_MAX_WINDOW", "2h")
+    assert run(capsys, "enable", "--for", "2h", "--flag", flag)[0] == 0
+    monkeypatch.setenv("IPDEBUG_MAX_WINDOW", "5m")
+    code, _, err = run(capsys, "enable", "--for", "10m", "--flag", flag)
+    assert code == 2 and "maximum window (5m)" in err
+
+
+def test_runtime_failures_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    flag = str(tmp_path / "file" / "flag.json")
+    code, out, err = run(capsys, "enable", "--flag", flag)
+    assert code == 1 and out == ""
+    assert "cannot create" in err and "IPDEBUG_FLAG" in err
+
+
+def test_status_of_a_refused_flag_exits_1_and_says_why(
+    flag: str, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    assert run(capsys, "enable", "--flag", flag)[0] == 0
+    os.chmod(flag, 0o644 | 0o020)
+    code, out, _ = run(capsys, "status", "--flag", flag, "--json")
+    assert code == 1
+    assert json.loads(out)["enabled"] is False
+    assert "writable by group or others" in json.loads(out)["problem"]
+    Path(flag).write_text("{")
+    os.chmod(flag, 0o600)
+    code, out, _ = run(capsys, "status", "--flag", flag)
+    assert code == 1 and "is not valid JSON" in out
+
+
+def test_status_after_expiry(
+    flag: str, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    assert run(capsys, "enable", "--for", "1s", "--flag", flag)[0] == 0
+    time.sleep(1.1)
+    code, out, _ = run(capsys, "status", "--flag", flag)
+    assert code == 0 and "window expired at" in out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(
+            [
+                shutil.which("ipdebug")
+                or os.path.join(os.path.dirname(sys.executable), "ipdebug")
+            ],
+            id="console-script",
+        ),
+        pytest.param([sys.executable, "-m", "ipdebug"], id="python-m"),
+    ],
+)
+def test_installed_commands_behave_the_same(command: list[str], flag: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPDEBUG_")}
+    enabled = subprocess.run(
+        [*command, "enable", "--json", "--flag", flag, "--allow", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert enabled.returncode == 0, enabled.stderr
+    status = subprocess.run(
+        [*command, "status", "--json", "--flag", flag],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert json.loads(status.stdout)["enabled"] is True
+    bad = subprocess.run(
+        [*command, "enable", "--for", "soon", "--flag", flag],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr

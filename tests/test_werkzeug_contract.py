@@ -1,0 +1,93 @@
+"""The Werkzeug debugger internals ipdebug relies on (ipdebug/debugger.py).
+
+They are not public API. If a Werkzeug release changes one, these tests fail
+with a message naming it; fix ipdebug/debugger.py and the pinned range in
+pyproject.toml together.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import pkgutil
+import re
+import sys
+
+import werkzeug
+from packaging.version import Version
+from werkzeug.debug import _ConsoleFrame
+from werkzeug.debug.tbtools import (
+    DebugFrameSummary,
+    DebugTraceback,
+    render_console_html,
+)
+
+
+def failing() -> None:
+    answer = 42
+    raise ValueError(f"answer {answer}")
+
+
+def caught() -> ValueError:
+    try:
+        failing()
+    except ValueError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def test_werkzeug_is_inside_the_tested_range() -> None:
+    version = Version(importlib.metadata.version("werkzeug"))
+    assert Version("3.1.4") <= version < Version("3.2"), (
+        f"Werkzeug {version} is outside the tested range"
+    )
+
+
+def test_debug_traceback_frames_and_page() -> None:
+    tb = DebugTraceback(caught(), skip=1)
+    frames = tb.all_frames
+    assert frames and all(isinstance(f, DebugFrameSummary) for f in frames)
+    assert frames[-1].name == "failing"
+    assert "42" in frames[-1].eval("answer")
+    html = tb.render_debugger_html(evalex=True, secret="123xabc", evalex_trusted=False)
+    assert 'SECRET = "123xabc"' in html
+    assert "EVALEX = true" in html and "EVALEX_TRUSTED = false" in html
+    ids = [int(i) for i in re.findall(r'id="frame-(\d+)"', html)]
+    assert ids == [id(f) for f in frames], (
+        "frame ids in the page are no longer id(frame)"
+    )
+    assert "ValueError: answer 42" in tb.render_traceback_text()
+
+
+def test_console_frame_and_page() -> None:
+    frame = _ConsoleFrame({"app": "the app"})
+    assert frame.id == 0
+    assert "the app" in frame.eval("app")
+    html = render_console_html(secret="123xabc", evalex_trusted=True)
+    assert "CONSOLE_MODE = true" in html and 'SECRET = "123xabc"' in html
+
+
+def test_resources_and_the_javascript_protocol() -> None:
+    js = pkgutil.get_data("werkzeug.debug", "shared/debugger.js")
+    assert js is not None
+    text = js.decode()
+    # ipdebug answers exactly these requests of the page's JavaScript.
+    for fragment in [
+        'params.set("s", SECRET)',
+        "__debugger__=yes",
+        'cmd: "pinauth"',
+        'cmd: "printpin"',
+        "frm: frameID",
+        "({auth, exhausted})",
+    ]:
+        assert fragment in text, fragment
+    for name in ["style.css", "console.png", "less.png", "more.png"]:
+        assert pkgutil.get_data("werkzeug.debug", f"shared/{name}"), name
+
+
+def test_flask_preserves_contexts_through_the_werkzeug_key() -> None:
+    import flask.app
+
+    source = inspect.getsource(flask.app.Flask.wsgi_app)
+    assert "werkzeug.debug.preserve_context" in source
+    assert sys.modules["werkzeug"] is werkzeug
