@@ -56,6 +56,7 @@ from werkzeug.wrappers import Request, Response
 from .audit import audit, logger
 from .flag import FlagStore, Window
 from .pin import MAX_PIN_FAILURES, cookie_is_valid, make_cookie
+from .relay import OwnerGone, Relay, owner_pid
 from .stash import EXCEPTION_KEY, GATED_KEY
 
 if t.TYPE_CHECKING:
@@ -111,6 +112,8 @@ class Debugger:
         self.max_tracebacks = max_tracebacks
         self._lock = threading.Lock()
         self._session = _Session(None)
+        #: Set by the middleware to route requests between processes.
+        self.relay: Relay | None = None
 
     # Sessions
 
@@ -160,8 +163,14 @@ class Debugger:
             return self.app(environ, start_response)
         return response(environ, start_response)
 
-    def command(self, request: Request, window: Window, client: str) -> Response:
-        """A ``__debugger__=yes`` request: resource, PIN or console command."""
+    def command(
+        self, request: Request, window: Window, client: str, *, relayed: bool = False
+    ) -> Response:
+        """A ``__debugger__=yes`` request: resource, PIN or console command.
+
+        :param relayed: the request was forwarded by another process; answer
+            it here or refuse it, never forward it again.
+        """
         args = request.args
         cmd = args.get("cmd")
         if cmd == "resource":
@@ -169,7 +178,21 @@ class Debugger:
         session = self.session(window)
         secret = args.get("s", "")
         if not secrets.compare_digest(secret.encode(), session.secret.encode()):
-            return self.refuse_secret(request, secret, window, client)
+            pid = owner_pid(secret)
+            relay = self.relay
+            if (
+                relay is not None
+                and pid is not None
+                and pid != session.pid
+                and not relayed
+            ):
+                return self.forward(relay, pid, request, client)
+            return _refusal(
+                403,
+                "this debugger page belongs to another window or process; reload "
+                "the failing page",
+                client,
+            )
         if cmd == "pinauth":
             return self.pin_auth(request, window, client)
         if cmd == "printpin":
@@ -193,18 +216,31 @@ class Debugger:
             return _refusal(403, "the console is locked; enter the PIN", client)
         return self.execute(session, frame, cmd, client)
 
-    def refuse_secret(
-        self, request: Request, secret: str, window: Window, client: str
+    def forward(
+        self, relay: Relay, pid: int, request: Request, client: str
     ) -> Response:
-        """A secret this process does not hold. Multi-process integrations
-        override this to route the request to the process that does.
-        """
-        return _refusal(
-            403,
-            "this debugger page belongs to another window or process; reload "
-            "the failing page",
-            client,
-        )
+        """Hand a request to process ``pid``, which holds the traceback."""
+        try:
+            status, headers, body = relay.forward(pid, request.environ)
+        except OwnerGone:
+            return _refusal(
+                410,
+                f"this traceback belonged to a worker that has exited (pid {pid}); "
+                "reload the failing page",
+                client,
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.exception(
+                "ipdebug could not relay a debugger request to pid %d", pid
+            )
+            return _refusal(
+                504,
+                f"the worker holding this traceback (pid {pid}) did not answer; "
+                "reload the failing page",
+                client,
+            )
+        audit("debugger.relayed", client, owner=pid, cmd=_command_name(request))
+        return Response(body, status=status, headers=headers)
 
     def resource(self, request: Request, name: str) -> Response:
         """A static file of Werkzeug's debugger (JavaScript, CSS, icons)."""
@@ -452,6 +488,13 @@ def cookie_name(window: Window) -> str:
     other's cookie (cookies ignore the port).
     """
     return f"__ipdebug_{window.id[:12]}"
+
+
+def _command_name(request: Request) -> str:
+    # The kind of request, for the forwarder's audit line; the command text
+    # itself is audited once, by the owner that runs it.
+    cmd = request.args.get("cmd", "")
+    return cmd if cmd in ("pinauth", "printpin", "resource") else "console"
 
 
 def _describe(frame: _Frame) -> str:

@@ -26,11 +26,15 @@ same status, headers and body, exceptions propagated as without ipdebug.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
 import typing as t
+import weakref
 from datetime import datetime, timezone
+
+from werkzeug.wrappers import Request
 
 from .audit import LogOnce, audit, logger
 from .config import Duration, Settings, load_settings
@@ -38,6 +42,7 @@ from .debugger import Debugger
 from .errors import ConfigError
 from .flag import FlagStore, Window, open_store
 from .gate import WindowGate, make_window_gate
+from .relay import FORWARDED_KEYS, Answer, Relay
 from .switch import Switch
 
 if t.TYPE_CHECKING:
@@ -72,6 +77,9 @@ class IPDebugMiddleware:
         written: seconds, a ``timedelta`` or ``"30m"``. Default one hour.
     :param max_tracebacks: tracebacks (with their local variables) kept per
         process while a window is open. Default 20.
+    :param relay: forward console requests to the process that rendered
+        the page, over private unix sockets beside the flag, so the console
+        works under pre-forking servers (gunicorn, uWSGI). Default ``True``.
     :param environ: the environment to read settings from; default
         ``os.environ``.
     :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
@@ -90,12 +98,14 @@ class IPDebugMiddleware:
         console_path: str | None = None,
         max_window: Duration | None = None,
         max_tracebacks: int = 20,
+        relay: bool = True,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if not callable(app):
             raise ConfigError("app", app, "is not a WSGI application (not callable)")
-        if not isinstance(evalex, bool):
-            raise ConfigError("evalex", evalex, "must be True or False")
+        for name, value in (("evalex", evalex), ("relay", relay)):
+            if not isinstance(value, bool):
+                raise ConfigError(name, value, "must be True or False")
         if console_path is not None and (
             not isinstance(console_path, str) or not console_path.startswith("/")
         ):
@@ -129,7 +139,14 @@ class IPDebugMiddleware:
             max_window=self.settings.max_window,
             on_change=self._window_changed,
         )
+        if relay:
+            self.debugger.relay = Relay(
+                relay_directory(self.settings.flag),
+                handler=self._answer_relayed,
+                still_open=lambda: self.switch.current() is not None,
+            )
         self._gate: WindowGate | None = None
+        _INSTANCES.add(self)
         _connect_integrations()
 
     def __call__(
@@ -156,10 +173,52 @@ class IPDebugMiddleware:
             gate = self._gate = make_window_gate(self.settings, window, self._log_once)
         return gate.client(environ)
 
+    def _answer_relayed(self, forwarded: dict[str, t.Any]) -> Answer:
+        """Answer a debugger request another process forwarded to this one,
+        after checking the window and the gate again here.
+        """
+        environ: dict[str, t.Any] = {
+            **{
+                k: v
+                for k, v in forwarded.items()
+                if k in FORWARDED_KEYS and isinstance(v, str)
+            },
+            "wsgi.input": io.BytesIO(),
+            "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        window = self.switch.current()
+        client = None if window is None else self._admit(environ, window)
+        if window is None or client is None:
+            return (
+                "403 Forbidden",
+                [("Content-Type", "text/plain"), ("Cache-Control", "no-store")],
+                b"ipdebug: not open for this client\n",
+            )
+        response = self.debugger.command(Request(environ), window, client, relayed=True)
+        response.headers["Cache-Control"] = "no-store"
+        app_iter, status, headers = response.get_wsgi_response(environ)
+        return status, list(headers), b"".join(app_iter)
+
+    def close(self) -> None:
+        """Stop relaying and drop every traceback (for server shutdown)."""
+        if self.debugger.relay is not None:
+            self.debugger.relay.stop()
+        self.debugger.reset(None)
+
     def _window_changed(self, old: Window | None, new: Window | None, why: str) -> None:
         """Audit the transition and forget everything of the old window."""
         self.debugger.reset(new)
         self._gate = None
+        relay = self.debugger.relay
+        if relay is not None:
+            if new is None:
+                relay.stop()
+            else:
+                relay.start()
         if old is not None and why in ("closed", "expired", "refused", "replaced"):
             audit(
                 "window.expired" if why == "expired" else "window.closed",
@@ -185,6 +244,20 @@ class IPDebugMiddleware:
                 new.reason or "no reason given",
             )
             self._log_once.forget()
+
+
+#: Every middleware of this process, so server integrations can find them.
+_INSTANCES: weakref.WeakSet[IPDebugMiddleware] = weakref.WeakSet()
+
+
+def instances() -> list[IPDebugMiddleware]:
+    """The middlewares alive in this process."""
+    return list(_INSTANCES)
+
+
+def relay_directory(flag: str) -> str:
+    """Where relay sockets live: a private directory beside the flag."""
+    return os.path.join(os.path.dirname(flag), "relay")
 
 
 def _connect_integrations() -> None:

@@ -1,15 +1,24 @@
-"""Helpers for tests that start real servers: free loopback ports, waiting
-for a port, and stopping process groups.
+"""Helpers for tests that start real servers on loopback: free ports, HTTP
+from a chosen source address, gunicorn processes that are always stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
+import sys
 import time
+import typing as t
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -53,3 +62,149 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     for pipe in (process.stdin, process.stdout, process.stderr):
         if pipe is not None:
             pipe.close()
+
+
+@dataclasses.dataclass
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+def request(
+    port: int,
+    path: str,
+    *,
+    source: str = "127.0.0.1",
+    host: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> Reply:
+    """One GET on a new connection from ``source`` (a loopback address)."""
+    conn = http.client.HTTPConnection(
+        host, port, timeout=timeout, source_address=(source, 0)
+    )
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return Reply(response.status, response.getheaders(), response.read())
+    finally:
+        conn.close()
+
+
+def send_on(sock: socket.socket, path: str, headers: dict[str, str]) -> Reply:
+    """Send a GET on an already connected socket (see ``spread``)."""
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return Reply(response.status, response.getheaders(), response.read())
+
+
+def spread(port: int, paths: list[str], headers: dict[str, str]) -> list[Reply]:
+    """Send each request on its own connection, opening them all first: a
+    sync gunicorn worker that accepted a connection waits for its request,
+    so the others accept the rest and the requests spread over workers.
+    """
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in paths]
+    try:
+        time.sleep(0.05)
+        return [
+            send_on(sock, path, headers)
+            for sock, path in zip(socks, paths, strict=True)
+        ]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@dataclasses.dataclass
+class Gunicorn:
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    flag: str
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def worker_pids(self) -> set[int]:
+        return {
+            int(p)
+            for p in re.findall(r"Booting worker with pid: (\d+)", self.log_text())
+        }
+
+
+@contextlib.contextmanager
+def gunicorn(
+    tmp_path: Path,
+    *args: str,
+    app: str = "tests.apps.plain:app",
+    ipdebug: bool = True,
+    env: dict[str, str] | None = None,
+    name: str = "gunicorn",
+) -> Iterator[Gunicorn]:
+    """A real gunicorn on a free loopback port, wrapped by ipdebug through
+    ``-c python:ipdebug.gunicorn`` unless ``ipdebug`` is false.
+    """
+    port = free_port()
+    home = tmp_path / f"{name}-home"
+    home.mkdir(exist_ok=True)
+    flag = str(tmp_path / "state" / "flag.json")
+    log = tmp_path / f"{name}.log"
+    environ = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),  # gunicorn's control socket goes there
+        "PYTHONPATH": str(ROOT),
+        "IPDEBUG_FLAG": flag,
+        "IPDEBUG_ALLOW": "127.0.0.1",
+        **(env or {}),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "3",
+    ]
+    if ipdebug:
+        command += ["-c", "python:ipdebug.gunicorn"]
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [*command, *args, app],
+            cwd=ROOT,
+            env=environ,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(port, process=process)
+        yield Gunicorn(port=port, process=process, log=log, flag=flag)
+    finally:
+        stop(process)
+
+
+def wait_until(
+    predicate: t.Callable[[], bool], timeout: float = 5.0, interval: float = 0.05
+) -> float:
+    """Seconds until ``predicate()`` held; fails after ``timeout``."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)
+    return time.monotonic() - start

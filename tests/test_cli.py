@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -224,10 +223,7 @@ def test_status_after_expiry(
     "command",
     [
         pytest.param(
-            [
-                shutil.which("ipdebug")
-                or os.path.join(os.path.dirname(sys.executable), "ipdebug")
-            ],
+            [os.path.join(os.path.dirname(sys.executable), "ipdebug")],
             id="console-script",
         ),
         pytest.param([sys.executable, "-m", "ipdebug"], id="python-m"),

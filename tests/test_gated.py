@@ -5,6 +5,7 @@ ipdebug's PIN, bookkeeping and refusals.
 from __future__ import annotations
 
 import json
+import os
 import typing as t
 
 import pytest
@@ -54,7 +55,7 @@ def test_debugger_page_for_a_failing_route(
     assert "Boom: failed with local_value=42" in page.text
     assert "EVALEX = true" in page.text and "EVALEX_TRUSTED = false" in page.text
     secret, _ = secret_and_frame(page.text)
-    assert secret.startswith(f"{__import__('os').getpid()}x")
+    assert secret.startswith(f"{os.getpid()}x")
     # The traceback also reaches the server's error log, as without ipdebug.
     assert "Boom: failed with local_value=42" in page.errors
 
@@ -172,10 +173,16 @@ def test_ten_wrong_pins_lock_the_console_until_the_window_ends(
             id="no-secret",
         ),
         pytest.param(
-            {"cmd": "1+1", "frm": "FRAME", "s": "123x456"},
+            {"cmd": "1+1", "frm": "FRAME", "s": "PIDx456"},
             403,
             "belongs to another",
             id="wrong-secret",
+        ),
+        pytest.param(
+            {"cmd": "1+1", "frm": "FRAME", "s": "999999999x456"},
+            410,
+            "belonged to a worker that has exited (pid 999999999)",
+            id="secret-of-an-exited-process",
         ),
         pytest.param(
             {"cmd": "1+1", "frm": "1", "s": "SECRET"},
@@ -212,7 +219,9 @@ def test_unmatched_debugger_requests_never_reach_the_app(
         app.get("/fail", status=500, expect_errors=True).text
     )
     query = {
-        k: v.replace("SECRET", secret).replace("FRAME", frame)
+        k: v.replace("SECRET", secret)
+        .replace("FRAME", frame)
+        .replace("PID", str(os.getpid()))
         for k, v in params.items()
     }
     response = app.get(

@@ -1,0 +1,112 @@
+"""gunicorn integration: one switch and one working console across workers.
+
+Without a config file of your own, use this module as gunicorn's config and
+set ipdebug's settings in the environment:
+
+.. code-block:: sh
+
+    IPDEBUG_ALLOW=203.0.113.7 IPDEBUG_TRUSTED_HOSTS=app.example.com \\
+        gunicorn -c python:ipdebug.gunicorn -w 4 myapp:app
+
+gunicorn reads only one ``-c``; with a ``gunicorn.conf.py`` of your own, add
+one line at its end (it keeps hooks you defined and runs them first):
+
+.. code-block:: python
+
+    __import__("ipdebug.gunicorn").gunicorn.install(globals())
+
+Each worker's application is wrapped in
+:class:`~ipdebug.IPDebugMiddleware` after gunicorn has loaded it
+(``post_worker_init``), so the app module needs no change; this works with
+and without ``--preload``, with the sync and gthread workers, and with
+``--reload``. Everything per worker (the debugger secret, the relay socket)
+is created in the worker, after the fork. Console requests reach the worker
+that rendered the page through the relay (see :mod:`ipdebug.relay`); PIN
+failures are counted across workers through the flag's directory.
+
+``ipdebug`` and ``ipdebug.audit`` records go to gunicorn's error log (which
+prints the worker pid) unless you configured the ``ipdebug`` logger yourself.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from .audit import logger
+from .middleware import IPDebugMiddleware, instances
+from .relay import stop_all
+
+#: The gunicorn server hooks this module provides.
+HOOKS = ("post_worker_init", "worker_exit")
+
+
+def wrap_worker(worker: t.Any, **options: t.Any) -> None:
+    """Wrap ``worker.wsgi`` unless the app already wraps itself (in that
+    case only the logging is set up).
+
+    :param options: keyword arguments of ``IPDebugMiddleware``; unset ones
+        come from ``IPDEBUG_*`` variables.
+    """
+    _route_logs(worker)
+    if instances():
+        # The app module built its own middleware (in this worker, or in the
+        # master with --preload): a second one would answer with the wrong
+        # secret.
+        logger.info(
+            "ipdebug: the application already uses IPDebugMiddleware; not wrapping it again"
+        )
+        return
+    worker.wsgi = IPDebugMiddleware(worker.wsgi, **options)
+
+
+def _route_logs(worker: t.Any) -> None:
+    if logger.handlers:
+        return  # configured by the application: leave it alone
+    error_log = getattr(getattr(worker, "log", None), "error_log", None)
+    if isinstance(error_log, logging.Logger) and error_log.handlers:
+        for handler in error_log.handlers:
+            logger.addHandler(handler)
+        logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
+def post_worker_init(worker: t.Any) -> None:
+    """gunicorn hook: wrap this worker's application."""
+    wrap_worker(worker)
+
+
+def worker_exit(server: t.Any, worker: t.Any) -> None:
+    """gunicorn hook: remove this worker's relay socket."""
+    stop_all()
+
+
+def install(namespace: dict[str, t.Any], **options: t.Any) -> None:
+    """Install the hooks into a gunicorn config module's namespace, keeping
+    (and running first) hooks the config already defines.
+
+    .. code-block:: python
+
+        # gunicorn.conf.py
+        import ipdebug.gunicorn
+        ipdebug.gunicorn.install(globals(), allow=["10.8.0.0/16"])
+
+    :param options: keyword arguments of ``IPDebugMiddleware``.
+    """
+    theirs_init = namespace.get("post_worker_init")
+    theirs_exit = namespace.get("worker_exit")
+
+    # gunicorn checks each hook's number of arguments: keep them exact.
+    def chained_post_worker_init(worker: t.Any) -> None:
+        if callable(theirs_init):
+            theirs_init(worker)
+        wrap_worker(worker, **options)
+
+    def chained_worker_exit(server: t.Any, worker: t.Any) -> None:
+        if callable(theirs_exit):
+            theirs_exit(server, worker)
+        stop_all()
+
+    namespace["post_worker_init"] = chained_post_worker_init
+    namespace["worker_exit"] = chained_worker_exit
