@@ -30,6 +30,7 @@ import io
 import logging
 import os
 import sys
+import time
 import typing as t
 import weakref
 from datetime import datetime, timezone
@@ -138,6 +139,7 @@ class IPDebugMiddleware:
             self.store,
             max_window=self.settings.max_window,
             on_change=self._window_changed,
+            monotonic=_monotonic,
         )
         if relay:
             self.debugger.relay = Relay(
@@ -150,6 +152,14 @@ class IPDebugMiddleware:
         _connect_integrations()
 
     def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        # The hot path: no window open and no flag check due. One clock read.
+        if self.switch.closed_until > _monotonic():
+            return self.app(environ, start_response)
+        return self._window_path(environ, start_response)
+
+    def _window_path(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         try:
@@ -245,6 +255,8 @@ class IPDebugMiddleware:
             )
             self._log_once.forget()
 
+
+_monotonic = time.monotonic
 
 #: Every middleware of this process, so server integrations can find them.
 _INSTANCES: weakref.WeakSet[IPDebugMiddleware] = weakref.WeakSet()

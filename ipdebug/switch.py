@@ -62,6 +62,10 @@ class Switch:
         # (window, wall-clock end, monotonic end), or None while closed.
         self._open: tuple[Window, float, float] | None = None
         self._problem: str | None = None
+        #: Until this monotonic time the switch is known to be closed: the
+        #: middleware's hot path compares it with the clock and nothing
+        #: else. ``-inf`` while a window is open or a poll is due.
+        self.closed_until = float("-inf")
 
     def current(self) -> Window | None:
         """The open window, or ``None``. Never raises for a flag problem."""
@@ -100,6 +104,7 @@ class Switch:
             if window is not None and now >= window.expires(self.max_window):
                 window, closed_why = None, "expired"
             self._transition(window, mono, now, closed_why)
+            self.closed_until = self._next_poll if self._open is None else float("-inf")
         finally:
             self._lock.release()
 
@@ -124,9 +129,10 @@ class Switch:
             if state is None or state[0] is not window:
                 return
             self._open = None
+            self.closed_until = self._next_poll
             self._on_change(window, None, "expired")
 
     def poll_now(self) -> Window | None:
         """Read the store now, whatever the interval (for tools and tests)."""
-        self._next_poll = float("-inf")
+        self._next_poll = self.closed_until = float("-inf")
         return self.current()
