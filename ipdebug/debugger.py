@@ -148,6 +148,8 @@ class Debugger:
         client: str,
     ) -> t.Iterable[bytes]:
         try:
+            if not self._for_debugger(environ):
+                return self.run_app(environ, start_response, window, client)
             request = Request(environ)
             if request.args.get("__debugger__") == "yes":
                 response = self.command(request, window, client)
@@ -162,6 +164,16 @@ class Debugger:
             logger.exception("ipdebug failed to serve a debugger request")
             return self.app(environ, start_response)
         return response(environ, start_response)
+
+    def _for_debugger(self, environ: WSGIEnvironment) -> bool:
+        """Whether the request may be for the debugger, without parsing it:
+        most gated-in requests are the app's own. A percent sign may hide an
+        encoded ``__debugger__``, so such queries are parsed like the rest.
+        """
+        query = environ.get("QUERY_STRING", "")
+        if "__debugger__" in query or "%" in query:
+            return True
+        return self.evalex and self.console_path is not None
 
     def command(
         self, request: Request, window: Window, client: str, *, relayed: bool = False

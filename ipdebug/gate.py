@@ -38,6 +38,7 @@ class WindowGate:
         "_allow",
         "_decisions",
         "_flag_allow",
+        "_host_decisions",
         "_hosts",
         "_log_once",
         "_nobody",
@@ -54,6 +55,7 @@ class WindowGate:
         self._log_once = log_once
         self._nobody = not self._allow and not self._flag_allow
         self._decisions: dict[_Key, str | None] = {}
+        self._host_decisions: dict[str, bool] = {}
 
     def client(self, environ: Mapping[str, object]) -> str | None:
         """The client address when the request is gated in, else ``None``."""
@@ -79,7 +81,14 @@ class WindowGate:
         if client is None:
             return None
         host = environ_get("HTTP_HOST")
-        if not host_is_trusted(host, self._hosts):
+        trusted = self._host_decisions.get(host)  # type: ignore[call-overload]
+        if trusted is None:
+            trusted = host_is_trusted(host, self._hosts)
+            if isinstance(host, str):
+                if len(self._host_decisions) >= CACHE_SIZE:
+                    self._host_decisions.clear()
+                self._host_decisions[host] = trusted
+        if not trusted:
             self._log_once(
                 logging.WARNING,
                 f"ipdebug refused the debugger to allowed client {client} because "

@@ -154,16 +154,12 @@ class IPDebugMiddleware:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        # The hot path: no window open and no flag check due. One clock read.
-        if self.switch.closed_until > _monotonic():
+        mono = _monotonic()
+        # The hot path: no window open and no flag check due.
+        if self.switch.closed_until > mono:
             return self.app(environ, start_response)
-        return self._window_path(environ, start_response)
-
-    def _window_path(
-        self, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> Iterable[bytes]:
         try:
-            window = self.switch.current()
+            window = self.switch.current(mono)
             client = None if window is None else self._admit(environ, window)
         except Exception:
             # Fail closed: a bug in ipdebug serves the request as without it.

@@ -6,10 +6,11 @@ store is consulted at most once per ``poll_interval`` per process (one or two
 clock read and a comparison. An open window's expiry is compared on every
 request, so it ends on time to the second.
 
-Expiry is checked against two clocks: the flag's wall-clock time (the flag is
-written by another process, possibly on another host) and a monotonic
-deadline fixed when this process first saw the window. Whichever comes first
-ends the window, so a clock jump can shorten a window but never extend it.
+Expiry is checked against two clocks: on every request, a monotonic deadline
+fixed when this process first saw the window; at every poll, the flag's
+wall-clock time (the flag is written by another process, possibly on another
+host). Whichever comes first ends the window, so a clock jump can shorten a
+window (within a poll interval) but never extend it.
 
 Transitions (opened, closed, replaced, expired, refused) are reported once to
 ``on_change``, under a lock, from whichever request noticed them.
@@ -59,23 +60,27 @@ class Switch:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._next_poll = float("-inf")
-        # (window, wall-clock end, monotonic end), or None while closed.
-        self._open: tuple[Window, float, float] | None = None
+        # (window, monotonic end), or None while closed.
+        self._open: tuple[Window, float] | None = None
         self._problem: str | None = None
         #: Until this monotonic time the switch is known to be closed: the
         #: middleware's hot path compares it with the clock and nothing
         #: else. ``-inf`` while a window is open or a poll is due.
         self.closed_until = float("-inf")
 
-    def current(self) -> Window | None:
-        """The open window, or ``None``. Never raises for a flag problem."""
-        mono = self._monotonic()
+    def current(self, mono: float | None = None) -> Window | None:
+        """The open window, or ``None``. Never raises for a flag problem.
+
+        :param mono: the monotonic time now, if the caller just read it.
+        """
+        if mono is None:
+            mono = self._monotonic()
         if mono >= self._next_poll:
             self._poll(mono)
         state = self._open
         if state is None:
             return None
-        if mono >= state[2] or self._clock() >= state[1]:
+        if mono >= state[1]:
             self._expire(state[0])
             return None
         return state[0]
@@ -119,8 +124,8 @@ class Switch:
             self._open = None
             self._on_change(old, None, closed_why)
             return
-        end = window.expires(self.max_window)
-        self._open = (window, end, mono + (end - now))
+        # Fixed once: later wall-clock jumps cannot move it.
+        self._open = (window, mono + (window.expires(self.max_window) - now))
         self._on_change(old, window, "opened" if old is None else "replaced")
 
     def _expire(self, window: Window) -> None:

@@ -383,3 +383,21 @@ def test_a_bug_in_the_gate_fails_closed(
             client(middleware).get("/fail")
     errors = [r for r in records.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "internal error" in errors[0].getMessage()
+
+
+def test_percent_encoded_debugger_requests_are_recognised(
+    gated: tuple[IPDebugMiddleware, TestApp],
+) -> None:
+    """Werkzeug decodes the query, so ``%5F%5Fdebugger%5F%5F`` is a debugger
+    request too, and must not reach (and re-run) the app.
+    """
+    middleware, app = gated
+    open_window(middleware)
+    secret, frame = secret_and_frame(
+        app.get("/fail", status=500, expect_errors=True).text
+    )
+    response = app.get(
+        f"/fail?%5F%5Fdebugger%5F%5F=yes&cmd=1%2B1&frm={frame}&s={secret}",
+        expect_errors=True,
+    )
+    assert response.status_int == 403 and "enter the PIN" in response.text

@@ -129,6 +129,7 @@ def test_wall_clock_jumping_forward_ends_a_window(flag: str, clocks: Clocks) -> 
     ipdebug.enable("90s", flag=flag, environ={})
     assert switch.current() is not None
     clocks.wall += 3600
+    clocks.mono += 1.0  # noticed at the next poll, within a second
     assert switch.current() is None
 
 
