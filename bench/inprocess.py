@@ -1,0 +1,211 @@
+"""In-process figures: nanoseconds per request through a minimal WSGI app,
+best of several rounds, with a loop that does what a server must do for
+each request (a fresh environ, ``start_response``, join the body, close).
+"""
+
+from __future__ import annotations
+
+import gc
+import ipaddress
+import os
+import random
+import tempfile
+import time
+import typing as t
+from dataclasses import dataclass
+
+import ipdebug
+from ipdebug import IPDebugMiddleware
+
+from .apps import NoopMiddleware, debugged_hello, hello, passthrough, proxy_fixed
+
+WSGIApp = t.Callable[..., t.Any]
+
+OPERATOR = "127.0.0.1"
+DENIED_V4 = "192.0.2.1"
+BASE_ENVIRON: dict[str, t.Any] = {
+    "REQUEST_METHOD": "GET",
+    "SCRIPT_NAME": "",
+    "PATH_INFO": "/",
+    "QUERY_STRING": "",
+    "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "8000",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "HTTP_HOST": "127.0.0.1:8000",
+    "REMOTE_ADDR": DENIED_V4,
+    "wsgi.url_scheme": "http",
+    "wsgi.version": (1, 0),
+    "wsgi.multithread": False,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+}
+
+
+def serve(app: WSGIApp, environ: dict[str, t.Any]) -> bytes:
+    """One request, the way a minimal server handles it."""
+    env = environ.copy()
+    sent: list[str] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], None]:
+        sent.append(status)
+        return sent.append  # type: ignore[return-value]
+
+    result = app(env, start_response)
+    try:
+        return b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclass
+class Figure:
+    name: str
+    ns: float
+    note: str = ""
+
+
+def per_request_ns(
+    app: WSGIApp, environs: list[dict[str, t.Any]], number: int, rounds: int
+) -> float:
+    """Best-of-``rounds`` nanoseconds per request, cycling through
+    ``environs`` (one environ means the same client every time).
+    """
+    count = len(environs)
+    for env in environs[: min(count, 100)]:
+        serve(app, env)  # warm caches and code paths
+    best = float("inf")
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter_ns()
+            if count == 1:
+                env = environs[0]
+                for _ in range(number):
+                    serve(app, env)
+            else:
+                for i in range(number):
+                    serve(app, environs[i % count])
+            best = min(best, (time.perf_counter_ns() - start) / number)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return best
+
+
+def random_networks(count: int, seed: int = 7) -> list[str]:
+    """``count`` IPv4 and IPv6 networks (half each) of assorted prefix
+    lengths, inside 10.0.0.0/8 and 2001:db8::/32 so that the benchmark's
+    denied clients are never in them.
+    """
+    rng = random.Random(seed)
+    nets: set[str] = set()
+    while len(nets) < count:
+        if len(nets) % 2:
+            prefix = rng.choice([16, 20, 24, 28, 30, 32])
+            addr = ipaddress.IPv4Address((10 << 24) | rng.getrandbits(24))
+            nets.add(str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False)))
+        else:
+            prefix = rng.choice([48, 56, 64, 96, 112, 128])
+            addr = ipaddress.IPv6Address((0x20010DB8 << 96) | rng.getrandbits(96))
+            nets.add(str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False)))
+    return sorted(nets)
+
+
+def client_environs(
+    count: int, *, v6_every: int = 2, seed: int = 11
+) -> list[dict[str, t.Any]]:
+    """``count`` environs from distinct denied clients, IPv4 and IPv6 mixed."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        if i % v6_every:
+            addr = str(ipaddress.IPv6Address((0x20010DB9 << 96) | rng.getrandbits(96)))
+        else:
+            addr = str(
+                ipaddress.IPv4Address((198 << 24) | (18 << 16) | rng.getrandbits(16))
+            )
+        out.append({**BASE_ENVIRON, "REMOTE_ADDR": addr})
+    return out
+
+
+def _middleware(
+    state: str, allow: list[str], *, window: bool, **options: t.Any
+) -> IPDebugMiddleware:
+    flag = os.path.join(state, f"flag-{len(allow)}-{window}", "flag.json")
+    middleware = IPDebugMiddleware(hello, flag=flag, allow=allow, environ={}, **options)
+    if window:
+        ipdebug.enable("1h", flag=flag, environ={})
+        middleware.switch.poll_now()
+    return middleware
+
+
+def run(*, quick: bool = False) -> dict[str, list[Figure]]:
+    """All in-process figures, grouped by table."""
+    number = 2_000 if quick else 100_000
+    rounds = 3 if quick else 7
+    state = tempfile.mkdtemp(prefix="ipdebug-bench-")
+    denied = [dict(BASE_ENVIRON)]
+    gated = [{**BASE_ENVIRON, "REMOTE_ADDR": OPERATOR}]
+
+    def measure(
+        app: WSGIApp, environs: list[dict[str, t.Any]] = denied, n: int = number
+    ) -> float:
+        return per_request_ns(app, environs, n, rounds)
+
+    off = _middleware(state, [OPERATOR], window=False)
+    opened = _middleware(state, [OPERATOR], window=True)
+    behind_proxy = _middleware(
+        state, [OPERATOR], window=True, trusted_proxies=["127.0.0.1"]
+    )
+    proxied = [
+        {
+            **BASE_ENVIRON,
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_X_FORWARDED_FOR": f"{DENIED_V4}, 10.9.9.9",
+        }
+    ]
+    main = [
+        Figure("1. bare app", measure(hello)),
+        Figure("2. pass-through function", measure(passthrough)),
+        Figure(
+            "   no-op class middleware",
+            measure(NoopMiddleware(hello)),
+            "floor of any class-based middleware",
+        ),
+        Figure("3. ipdebug, flag off", measure(off)),
+        Figure("4. ipdebug, window open, client denied", measure(opened)),
+        Figure(
+            "   4b. ... denied, behind a trusted proxy (X-Forwarded-For)",
+            measure(behind_proxy, proxied),
+        ),
+        Figure("5. ipdebug, window open, gated in, no error", measure(opened, gated)),
+        Figure(
+            "6. Werkzeug DebuggedApplication, always on", measure(debugged_hello, gated)
+        ),
+        Figure("7. Werkzeug ProxyFix", measure(proxy_fixed)),
+    ]
+
+    sizes: list[Figure] = []
+    # More clients than a window's decision cache holds, so each request
+    # really is the first from its address.
+    new_clients = client_environs(6_000 if quick else 50_000)
+    for size in (1, 100, 10_000):
+        nets = [OPERATOR, *random_networks(size - 1)] if size > 1 else [OPERATOR]
+        middleware = _middleware(state, nets, window=True)
+        sizes += [
+            Figure(f"{size:>6} networks: denied, repeated client", measure(middleware)),
+            Figure(
+                f"{size:>6} networks: denied, new client each request",
+                measure(middleware, new_clients, len(new_clients)),
+            ),
+            Figure(
+                f"{size:>6} networks: gated in, repeated client",
+                measure(middleware, gated),
+            ),
+        ]
+    return {"main": main, "sizes": sizes}
