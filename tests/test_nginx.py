@@ -1,0 +1,339 @@
+"""ipdebug behind a real nginx: the client address is the peer nginx saw.
+
+The setup is the README's "Behind nginx": nginx appends its peer to
+``X-Forwarded-For``, gunicorn (4 sync workers, ``-c python:ipdebug.gunicorn``)
+listens on 127.0.0.1 with ``IPDEBUG_TRUSTED_PROXIES=127.0.0.1`` and
+``IPDEBUG_ALLOW=127.0.0.3``. Clients bind to loopback source addresses:
+127.0.0.3 is the operator, 127.0.0.4 a stranger. A second gunicorn without
+ipdebug, behind the same nginx, gives the bytes a denied client must get.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import re
+import time
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+import ipdebug
+
+from .conftest import secret_and_frame
+from .nginx import PROXY_HEADERS, Site, nginx
+from .servers import Gunicorn, Reply, gunicorn, request, wait_until
+from .test_gunicorn import debugger_path, output
+
+pytestmark = pytest.mark.server
+
+OPERATOR = "127.0.0.3"
+STRANGER = "127.0.0.4"
+PROXY = "127.0.0.1"  # nginx connects to gunicorn from here
+
+Headers = Sequence[tuple[str, str]]
+
+
+@dataclasses.dataclass
+class Stack:
+    server: Gunicorn  # with ipdebug
+    bare: Gunicorn  # the same app without ipdebug
+    nginx: int  # nginx -> server, Host $http_host (keeps the port)
+    nginx_host: int  # nginx -> server, Host $host (the README's line)
+    nginx_bare: int  # nginx -> bare
+    pin: str
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp_path = tmp_path_factory.mktemp("nginx")
+    env = {"IPDEBUG_TRUSTED_PROXIES": PROXY, "IPDEBUG_ALLOW": OPERATOR}
+    with (
+        gunicorn(tmp_path, "-w", "4", env=env) as server,
+        gunicorn(tmp_path, "-w", "4", env=env, ipdebug=False, name="bare") as bare,
+        nginx(
+            tmp_path,
+            [
+                Site(server.port),
+                Site(server.port, headers={**PROXY_HEADERS, "Host": "$host"}),
+                Site(bare.port),
+            ],
+        ) as proxy,
+    ):
+        opened = ipdebug.enable("5m", allow=[OPERATOR], flag=server.flag, environ={})
+        time.sleep(1.1)  # every worker polls the flag at most once a second
+        yield Stack(
+            server=server,
+            bare=bare,
+            nginx=proxy.ports[0],
+            nginx_host=proxy.ports[1],
+            nginx_bare=proxy.ports[2],
+            pin=opened.pin,
+        )
+
+
+def get(port: int, path: str, *, source: str, headers: Headers = ()) -> Reply:
+    """Like ``servers.request``, but a header may be sent more than once."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=30, source_address=(source, 0)
+    )
+    try:
+        conn.putrequest("GET", path)  # Host: 127.0.0.1:<port>
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return Reply(response.status, response.getheaders(), response.read())
+    finally:
+        conn.close()
+
+
+def gated(reply: Reply) -> bool:
+    return reply.status == 500 and "Werkzeug Debugger" in reply.text
+
+
+def without_date(reply: Reply) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = [(k, v) for k, v in reply.headers if k.lower() != "date"]
+    return reply.status, headers, reply.body
+
+
+def unlock(port: int, secret: str, pin: str) -> str:
+    """The operator enters the PIN; return the cookie it earns."""
+    reply = request(
+        port, debugger_path(secret, cmd="pinauth", pin=pin), source=OPERATOR
+    )
+    assert reply.status == 200, reply.text
+    assert reply.text == '{"auth": true, "exhausted": false}'
+    assert reply.header("Cache-Control") == "no-store"
+    cookie = reply.header("Set-Cookie")
+    assert cookie
+    return cookie.split(";")[0]
+
+
+@pytest.fixture(scope="module")
+def session(stack: Stack) -> tuple[str, str, str]:
+    """The operator's debugger secret, frame id and unlock cookie."""
+    secret, frame = secret_and_frame(
+        request(stack.nginx, "/fail", source=OPERATOR).text
+    )
+    return secret, frame, unlock(stack.nginx, secret, stack.pin)
+
+
+def test_the_operator_gets_the_debugger_and_its_console_through_nginx(
+    stack: Stack,
+) -> None:
+    page = request(stack.nginx, "/fail", source=OPERATOR)
+    assert gated(page), page.text[:300]
+    assert page.header("Cache-Control") == "no-store"
+    secret, frame = secret_and_frame(page.text)
+    cookie = {"Cookie": unlock(stack.nginx, secret, stack.pin)}
+    # nginx opens a new upstream connection per request, so the console
+    # request may land on another worker and go through the relay.
+    answer = request(
+        stack.nginx,
+        debugger_path(secret, cmd="1+1", frm=frame),
+        source=OPERATOR,
+        headers=cookie,
+    )
+    assert answer.header("Cache-Control") == "no-store"
+    assert output(answer).strip().splitlines()[-1] == "2"
+    # ipdebug resolved the client nginx saw, not nginx itself.
+    events = ("debugger.page", "pin.success", "console.command")
+    wait_until(
+        lambda: all(
+            f"event={event} client={OPERATOR}" in stack.server.log_text()
+            for event in events
+        )
+    )
+    assert f"client={PROXY}" not in stack.server.log_text()
+    # The README's `proxy_set_header Host $host;` (port dropped) works too.
+    assert gated(request(stack.nginx_host, "/fail", source=OPERATOR))
+
+
+# A denied request's bytes are compared on each of these paths, the last two
+# with the operator's real secret, PIN and unlock cookie.
+def denied_paths(secret: str, frame: str, pin: str) -> list[str]:
+    return [
+        "/",
+        "/fail",
+        "/?__debugger__=yes&cmd=resource&f=debugger.js",
+        debugger_path(secret, cmd="pinauth", pin=pin),
+        debugger_path(secret, cmd="1+1", frm=frame),
+    ]
+
+
+THROUGH_NGINX = [
+    pytest.param(OPERATOR, [], True, id="operator"),
+    pytest.param(
+        OPERATOR,
+        [("X-Forwarded-For", "198.51.100.1")],
+        True,
+        id="operator-own-xff-left-of-nginx-entry-never-read",
+    ),
+    pytest.param(
+        OPERATOR,
+        [("X-Forwarded-For", "127.0.0.4, 127.0.0.1")],
+        True,
+        id="operator-own-xff-naming-the-proxy",
+    ),
+    pytest.param(
+        OPERATOR, [("X-Real-IP", "198.51.100.1")], True, id="operator-x-real-ip"
+    ),
+    # nginx passes a client's Forwarded header on beside the X-Forwarded-For
+    # it sets: two forwarding headers at once mean denied (fail closed), even
+    # for the operator.
+    pytest.param(
+        OPERATOR,
+        [("Forwarded", f"for={OPERATOR}")],
+        False,
+        id="operator-own-forwarded-doubles-the-headers",
+    ),
+    # The limit of listing 127.0.0.1 as a proxy, through nginx too: a local
+    # process that connects to nginx from 127.0.0.1 gets 127.0.0.1 appended,
+    # which ipdebug skips as a proxy hop, so the entry it wrote is read.
+    pytest.param(
+        PROXY,
+        [("X-Forwarded-For", OPERATOR)],
+        True,
+        id="local-process-on-the-proxy-address-names-any-client",
+    ),
+    pytest.param(STRANGER, [], False, id="stranger"),
+    pytest.param(
+        STRANGER, [("X-Forwarded-For", OPERATOR)], False, id="stranger-forged-xff"
+    ),
+    pytest.param(
+        STRANGER,
+        [("X-Forwarded-For", f"{OPERATOR}, {PROXY}")],
+        False,
+        id="stranger-forged-xff-ending-with-the-proxy",
+    ),
+    pytest.param(
+        STRANGER,
+        [("X-Forwarded-For", OPERATOR), ("X-Forwarded-For", PROXY)],
+        False,
+        id="stranger-forged-xff-twice",
+    ),
+    pytest.param(
+        STRANGER, [("Forwarded", f"for={OPERATOR}")], False, id="stranger-forwarded"
+    ),
+    pytest.param(
+        STRANGER,
+        [("Forwarded", f'for="{OPERATOR}", for={PROXY}')],
+        False,
+        id="stranger-forwarded-chain",
+    ),
+    pytest.param(STRANGER, [("X-Real-IP", OPERATOR)], False, id="stranger-x-real-ip"),
+    pytest.param(
+        STRANGER,
+        [("X_Forwarded_For", OPERATOR)],  # nginx drops underscored names
+        False,
+        id="stranger-underscored-xff",
+    ),
+    pytest.param(
+        STRANGER,
+        [
+            ("X-Forwarded-For", f"{OPERATOR}, {PROXY}"),
+            ("Forwarded", f"for={OPERATOR}"),
+            ("X-Real-IP", OPERATOR),
+        ],
+        False,
+        id="stranger-all-at-once",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "headers", "expect_gated"), THROUGH_NGINX)
+def test_the_client_is_the_peer_nginx_saw(
+    stack: Stack,
+    session: tuple[str, str, str],
+    source: str,
+    headers: Headers,
+    expect_gated: bool,
+) -> None:
+    secret, frame, cookie = session
+    if expect_gated:
+        page = get(stack.nginx, "/fail", source=source, headers=headers)
+        assert gated(page), page.text[:300]
+        assert page.header("Cache-Control") == "no-store"
+        return
+    # Denied, even with the operator's secret, PIN and cookie: exactly the
+    # bytes of the same request to the app without ipdebug.
+    headers = [*headers, ("Cookie", cookie)]
+    for path in denied_paths(secret, frame, stack.pin):
+        got = get(stack.nginx, path, source=source, headers=headers)
+        want = get(stack.nginx_bare, path, source=source, headers=headers)
+        assert not gated(got)
+        assert without_date(got) == without_date(want), path
+
+
+DIRECT = [
+    # The peer is not a trusted proxy: forwarding headers are ignored, both
+    # ways.
+    pytest.param(STRANGER, [("X-Forwarded-For", OPERATOR)], False, id="stranger-xff"),
+    pytest.param(
+        STRANGER, [("Forwarded", f"for={OPERATOR}")], False, id="stranger-forwarded"
+    ),
+    pytest.param(OPERATOR, [], True, id="operator-without-proxy"),
+    pytest.param(
+        OPERATOR,
+        [("X-Forwarded-For", "198.51.100.1")],
+        True,
+        id="operator-xff-ignored",
+    ),
+    # The peer is the trusted proxy's address, but what it forwarded is no
+    # client address.
+    pytest.param(PROXY, [], False, id="proxy-address-without-header"),
+    pytest.param(
+        PROXY, [("X-Forwarded-For", PROXY)], False, id="proxy-address-only-proxies"
+    ),
+    pytest.param(
+        PROXY,
+        [("X-Forwarded-For", f"{OPERATOR}, unknown")],
+        False,
+        id="proxy-address-malformed-hop",
+    ),
+    pytest.param(
+        PROXY,
+        [("X-Forwarded-For", OPERATOR), ("Forwarded", f"for={OPERATOR}")],
+        False,
+        id="proxy-address-both-headers",
+    ),
+    # The limit of listing 127.0.0.1 as a proxy: any local process that
+    # connects from 127.0.0.1 (to gunicorn, or to nginx, which appends
+    # 127.0.0.1 and so looks like a second proxy hop) names the client it
+    # likes. That is why the README says gunicorn must be reachable only
+    # through nginx: this row is the reason, not a feature.
+    pytest.param(
+        PROXY,
+        [("X-Forwarded-For", OPERATOR)],
+        True,
+        id="proxy-address-names-any-client",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "headers", "expect_gated"), DIRECT)
+def test_requests_that_bypass_nginx(
+    stack: Stack, source: str, headers: Headers, expect_gated: bool
+) -> None:
+    got = get(stack.server.port, "/fail", source=source, headers=headers)
+    if expect_gated:
+        assert gated(got), got.text[:300]
+        return
+    want = get(stack.bare.port, "/fail", source=source, headers=headers)
+    assert not gated(got)
+    assert without_date(got) == without_date(want)
+    assert got.status == 500 and b"Internal Server Error" in got.body
+
+
+def test_denied_clients_leave_no_trace_in_the_audit_log(
+    stack: Stack, session: tuple[str, str, str]
+) -> None:
+    secret, frame, cookie = session
+    before = stack.server.log_text()
+    for path in denied_paths(secret, frame, stack.pin):
+        get(stack.nginx, path, source=STRANGER, headers=[("Cookie", cookie)])
+    time.sleep(0.2)
+    new = stack.server.log_text()[len(before) :]
+    assert not re.findall(r"event=\S+ client=(?!-)\S+", new), new
+    assert "pin.failure" not in new
