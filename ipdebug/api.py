@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .address import parse_address
+from .audit import Auditor
 from .config import (
     DEFAULT_MAX_WINDOW,
     DEFAULT_WINDOW,
@@ -112,6 +113,16 @@ def enable(
     )
     store = open_store(location)
     store.save(window)
+    Auditor(store.append_audit)(
+        "window.enabled",
+        window=window.id[:8],
+        until=datetime.fromtimestamp(window.until, timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        allow=list(addresses),
+        reason=reason,
+        by=window.by,
+    )
     return Enabled(
         pin=pin,
         until=datetime.fromtimestamp(window.until, timezone.utc),
@@ -132,7 +143,11 @@ def disable(
     :raises FlagWriteError: when the flag exists and cannot be removed.
     """
     env = os.environ if environ is None else environ
-    return open_store(resolve_flag(flag, env)).clear()
+    store = open_store(resolve_flag(flag, env))
+    existed = store.clear()
+    if existed:
+        Auditor(store.append_audit)("window.disabled", by=_operator(env))
+    return existed
 
 
 def status(

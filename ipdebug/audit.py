@@ -14,7 +14,10 @@ distinct message), so a bad flag does not flood the log at request rate.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+from collections.abc import Callable
 
 audit_logger = logging.getLogger("ipdebug.audit")
 logger = logging.getLogger("ipdebug")
@@ -44,6 +47,40 @@ def _value(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(str(v) for v in value) + "]"
     return str(value)
+
+
+#: Where an :class:`Auditor` also writes each record (e.g. a file beside
+#: the flag); it must not raise for an ordinary I/O error.
+Trail = Callable[[dict[str, object]], None]
+
+
+class Auditor:
+    """Send each event to the ``ipdebug.audit`` logger and, when given, to a
+    durable trail that every process and the CLI share (see
+    :meth:`ipdebug.filestore.FileFlagStore.append_audit`).
+    """
+
+    def __init__(self, trail: Trail | None = None) -> None:
+        self._trail = trail
+        self._failed = LogOnce(limit=4)
+
+    def __call__(self, event: str, client: str | None = None, **fields: object) -> None:
+        audit(event, client, **fields)
+        if self._trail is None:
+            return
+        record: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "event": event,
+            "client": client,
+            "pid": os.getpid(),
+            **fields,
+        }
+        try:
+            self._trail(record)
+        except Exception:
+            self._failed(
+                logging.WARNING, "ipdebug cannot write its audit trail", exc_info=True
+            )
 
 
 class LogOnce:

@@ -53,7 +53,7 @@ from werkzeug.http import parse_cookie
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
-from .audit import audit, logger
+from .audit import Auditor, logger
 from .flag import FlagStore, Window
 from .pin import MAX_PIN_FAILURES, cookie_is_valid, make_cookie
 from .relay import OwnerGone, Relay, owner_pid
@@ -94,6 +94,7 @@ class Debugger:
         ``None`` for none.
     :param max_tracebacks: tracebacks (with their frames and locals) kept per
         process; the oldest is dropped first.
+    :param audit: where events go.
     """
 
     def __init__(
@@ -104,8 +105,10 @@ class Debugger:
         evalex: bool,
         console_path: str | None,
         max_tracebacks: int,
+        audit: Auditor,
     ) -> None:
         self.app = app
+        self.audit = audit
         self.store = store
         self.evalex = evalex
         self.console_path = console_path
@@ -114,6 +117,11 @@ class Debugger:
         self._session = _Session(None)
         #: Set by the middleware to route requests between processes.
         self.relay: Relay | None = None
+
+    def refuse(self, status: int, message: str, client: str | None) -> Response:
+        """A debugger request ipdebug will not serve, with the reason."""
+        self.audit("debugger.refused", client, status=status, reason=message)
+        return Response(f"ipdebug: {message}\n", status=status, mimetype="text/plain")
 
     # Sessions
 
@@ -199,7 +207,7 @@ class Debugger:
                 and not relayed
             ):
                 return self.forward(relay, pid, request, client)
-            return _refusal(
+            return self.refuse(
                 403,
                 "this debugger page belongs to another window or process; reload "
                 "the failing page",
@@ -212,12 +220,12 @@ class Debugger:
             # window's PIN was shown by `ipdebug enable` and is kept nowhere.
             return Response("", mimetype="text/plain")
         if not self.evalex:
-            return _refusal(403, "the console is disabled (evalex=False)", client)
+            return self.refuse(403, "the console is disabled (evalex=False)", client)
         if not cmd:
-            return _refusal(400, "no command", client)
+            return self.refuse(400, "no command", client)
         frame = session.frames.get(args.get("frm", -1, type=int))
         if frame is None:
-            return _refusal(
+            return self.refuse(
                 410,
                 "this traceback is no longer held (the window changed or "
                 f"{self.max_tracebacks} newer errors replaced it); reload the "
@@ -225,7 +233,7 @@ class Debugger:
                 client,
             )
         if not self.pin_trusted(request.environ, window):
-            return _refusal(403, "the console is locked; enter the PIN", client)
+            return self.refuse(403, "the console is locked; enter the PIN", client)
         return self.execute(session, frame, cmd, client)
 
     def forward(
@@ -235,7 +243,7 @@ class Debugger:
         try:
             status, headers, body = relay.forward(pid, request.environ)
         except OwnerGone:
-            return _refusal(
+            return self.refuse(
                 410,
                 f"this traceback belonged to a worker that has exited (pid {pid}); "
                 "reload the failing page",
@@ -245,13 +253,13 @@ class Debugger:
             logger.exception(
                 "ipdebug could not relay a debugger request to pid %d", pid
             )
-            return _refusal(
+            return self.refuse(
                 504,
                 f"the worker holding this traceback (pid {pid}) did not answer; "
                 "reload the failing page",
                 client,
             )
-        audit("debugger.relayed", client, owner=pid, cmd=_command_name(request))
+        self.audit("debugger.relayed", client, owner=pid, cmd=_command_name(request))
         return Response(body, status=status, headers=headers)
 
     def resource(self, request: Request, name: str) -> Response:
@@ -263,7 +271,7 @@ class Debugger:
         except OSError:
             data = None
         if not data or not name:
-            return _refusal(404, "no such debugger resource", None)
+            return self.refuse(404, "no such debugger resource", None)
         etag = str(adler32(data) & 0xFFFFFFFF)
         return send_file(BytesIO(data), request.environ, download_name=name, etag=etag)
 
@@ -273,7 +281,7 @@ class Debugger:
         with self._lock:
             if 0 not in session.frames:
                 session.frames[0] = _ConsoleFrame({"app": self.app})
-        audit("debugger.console", client, path=request.path)
+        self.audit("debugger.console", client, path=request.path)
         html = render_console_html(
             secret=session.secret,
             evalex_trusted=self.pin_trusted(request.environ, window),
@@ -287,7 +295,7 @@ class Debugger:
         app and request context) that were active when it failed.
         """
         # Audited before it runs: the command may never return.
-        audit("console.command", client, source=cmd, frame=_describe(frame))
+        self.audit("console.command", client, source=cmd, frame=_describe(frame))
         with ExitStack() as stack:
             for context in session.contexts.get(id(frame), ()):
                 stack.enter_context(context)
@@ -323,10 +331,10 @@ class Debugger:
             auth = True
         elif self.pin_failures(window) >= MAX_PIN_FAILURES:
             exhausted = True
-            audit("pin.locked", client)
+            self.audit("pin.locked", client)
         elif window.pin.verify(request.args.get("pin", "")):
             auth = True
-            audit("pin.success", client)
+            self.audit("pin.success", client)
         else:
             try:
                 failures = self.store.count_pin_failure(window.id)
@@ -334,7 +342,7 @@ class Debugger:
                 logger.exception("ipdebug cannot count a PIN failure: console locked")
                 failures = MAX_PIN_FAILURES
             exhausted = failures >= MAX_PIN_FAILURES
-            audit("pin.failure", client, failures=failures)
+            self.audit("pin.failure", client, failures=failures)
         response = Response(
             json.dumps({"auth": auth, "exhausted": exhausted}),
             mimetype="application/json",
@@ -395,7 +403,9 @@ class Debugger:
         if response.sent:
             # The status and part of the body are on the wire: make the server
             # abort the connection rather than end a truncated body cleanly.
-            audit("debugger.stream_error", client, path=environ.get("PATH_INFO", ""))
+            self.audit(
+                "debugger.stream_error", client, path=environ.get("PATH_INFO", "")
+            )
             logger.error(
                 "error after the response started streaming", exc_info=exc_info
             )
@@ -447,7 +457,7 @@ class Debugger:
             secret=session.secret,
             evalex_trusted=self.pin_trusted(environ, window),
         )
-        audit(
+        self.audit(
             "debugger.page",
             client,
             path=environ.get("PATH_INFO", ""),
@@ -513,8 +523,3 @@ def _describe(frame: _Frame) -> str:
     if isinstance(frame, DebugFrameSummary):
         return f"{frame.filename}:{frame.lineno} in {frame.name}"
     return "standalone console"
-
-
-def _refusal(status: int, message: str, client: str | None) -> Response:
-    audit("debugger.refused", client, status=status, reason=message)
-    return Response(f"ipdebug: {message}\n", status=status, mimetype="text/plain")

@@ -12,7 +12,8 @@ raises :class:`~ipdebug.errors.FlagError`, which the middleware treats as off.
 
 Failed PIN attempts are counted in a file beside the flag, one byte appended
 per failure (``O_APPEND`` writes are atomic), so every worker sees the same
-count without a lock.
+count without a lock. The audit trail, ``audit.log`` beside the flag, gets
+one JSON line per event from every process and from the CLI.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import json
 import os
 import stat
 import tempfile
@@ -29,6 +31,8 @@ from .flag import Window
 
 #: Larger flags are refused unread.
 MAX_FLAG_BYTES = 64 * 1024
+#: The audit trail is rotated (one old file kept) past this size.
+MAX_AUDIT_BYTES = 8 * 1024 * 1024
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -200,6 +204,33 @@ class FileFlagStore:
             if keep is None or path != self._counter(keep):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
+
+    # The audit trail
+
+    @property
+    def audit_path(self) -> str:
+        return os.path.join(self.directory, "audit.log")
+
+    def append_audit(self, record: dict[str, object]) -> None:
+        """One JSON line per event in ``audit.log`` beside the flag (mode
+        0600), rotated to ``audit.log.1`` past :data:`MAX_AUDIT_BYTES`.
+        Lines are written with one ``O_APPEND`` write each, so processes
+        do not interleave them.
+        """
+        line = (json.dumps(record, default=str, ensure_ascii=True) + "\n").encode()
+        path = self.audit_path
+        with contextlib.suppress(FileNotFoundError):
+            if os.lstat(path).st_size + len(line) > MAX_AUDIT_BYTES:
+                os.replace(path, path + ".1")
+        fd = os.open(
+            path,
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+        try:
+            _write_all(fd, line)
+        finally:
+            os.close(fd)
 
 
 def _unsafe_directory(st: os.stat_result) -> str | None:

@@ -187,6 +187,11 @@ class FlagStore(Protocol):
     def pin_failures(self, window_id: str) -> int:
         """Failed PIN attempts so far for the window, across processes."""
 
+    def append_audit(self, record: dict[str, object]) -> None:
+        """Add one record to the durable audit trail that every process
+        using this store and the CLI share.
+        """
+
 
 def open_store(location: str) -> FlagStore:
     """The store for a resolved ``flag`` setting."""

@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 
 from werkzeug.wrappers import Request
 
-from .audit import LogOnce, audit, logger
+from .audit import Auditor, LogOnce, logger
 from .config import Duration, Settings, load_settings
 from .debugger import Debugger
 from .errors import ConfigError
@@ -128,12 +128,14 @@ class IPDebugMiddleware:
         )
         self.store: FlagStore = open_store(self.settings.flag)
         self._log_once = LogOnce()
+        self.audit = Auditor(self.store.append_audit)
         self.debugger = Debugger(
             app,
             store=self.store,
             evalex=evalex,
             console_path=console_path,
             max_tracebacks=max_tracebacks,
+            audit=self.audit,
         )
         self.switch = Switch(
             self.store,
@@ -226,7 +228,7 @@ class IPDebugMiddleware:
             else:
                 relay.start()
         if old is not None and why in ("closed", "expired", "refused", "replaced"):
-            audit(
+            self.audit(
                 "window.expired" if why == "expired" else "window.closed",
                 window=old.id[:8],
                 why=why,
@@ -235,7 +237,7 @@ class IPDebugMiddleware:
             until = datetime.fromtimestamp(
                 new.expires(self.settings.max_window), timezone.utc
             )
-            audit(
+            self.audit(
                 "window.opened",
                 window=new.id[:8],
                 until=until.isoformat(timespec="seconds"),

@@ -34,11 +34,13 @@ def test_a_window_leaves_a_complete_trail_without_secrets(
 
     events = records.events()
     assert events == [
-        "window.opened",
+        "window.enabled",  # by ipdebug.enable (the CLI's code)
+        "window.opened",  # seen by this process
         "debugger.page",
         "pin.failure",
         "pin.success",
         "console.command",
+        "window.disabled",
         "window.closed",
     ]
     by_event = {
@@ -91,3 +93,40 @@ def test_expiry_is_audited(
     time.sleep(1.1)
     client(middleware).get("/")
     assert records.events()[-1] == "window.expired"
+
+
+def test_the_durable_trail_beside_the_flag_holds_every_event(
+    make: t.Callable[..., IPDebugMiddleware], records: t.Any
+) -> None:
+    import json
+    import os
+    import stat
+
+    middleware = make()
+    app = client(middleware)
+    opened = open_window(middleware, reason="INC-9")
+    secret, frame = secret_and_frame(
+        app.get("/fail", status=500, expect_errors=True).text
+    )
+    unlock(app, secret, opened.pin)
+    debugger_get(app, secret, cmd="local_value", frm=frame)
+    ipdebug.disable(middleware.settings.flag, environ={})
+    middleware.switch.poll_now()
+    path = os.path.join(os.path.dirname(middleware.settings.flag), "audit.log")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path) as trail:
+        text = trail.read()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [line["event"] for line in lines] == records.events()
+    assert lines[0]["reason"] == "INC-9" and lines[0]["allow"] == [OPERATOR]
+    command = next(line for line in lines if line["event"] == "console.command")
+    assert (
+        command["source"] == "local_value"
+        and command["client"] == OPERATOR
+        and command["pid"] == os.getpid()
+    )
+    assert (
+        opened.pin not in text
+        and opened.pin.replace("-", "") not in text
+        and secret not in text
+    )

@@ -37,7 +37,7 @@ def test_enable_writes_a_private_flag_in_a_private_directory(flag: str) -> None:
     assert window.allow == ("127.0.0.1",) and window.reason == "INC-42"
     assert window.pin.verify(opened.pin)
     # No temporary file is left behind.
-    assert os.listdir(os.path.dirname(flag)) == ["flag.json"]
+    assert sorted(os.listdir(os.path.dirname(flag))) == ["audit.log", "flag.json"]
 
 
 def test_missing_flag_is_off(flag: str) -> None:
@@ -210,7 +210,7 @@ def test_disk_full_on_write_leaves_the_previous_flag(flag: str, tmp_path: Path) 
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)
     assert Path(flag).read_bytes() == before
-    assert os.listdir(os.path.dirname(flag)) == ["flag.json"]
+    assert sorted(os.listdir(os.path.dirname(flag))) == ["audit.log", "flag.json"]
 
 
 def test_enable_refuses_an_unsafe_directory(tmp_path: Path) -> None:
