@@ -131,15 +131,19 @@ class Debugger:
             self._session = _Session(window.id if window else None)
 
     def session(self, window: Window) -> _Session:
-        """This process's session for ``window``, new after a fork or when
-        the window changed.
+        """This process's session for ``window``: new after a fork; a
+        throwaway one, keeping nothing, for a request that was gated in just
+        before its window ended (the session then belongs to no window or
+        to the next one, whose frames it must not receive).
         """
         session = self._session
-        if session.window_id != window.id or session.pid != os.getpid():
+        if session.window_id != window.id:
+            return _Session(window.id)
+        if session.pid != os.getpid():
             with self._lock:
                 session = self._session
-                if session.window_id != window.id or session.pid != os.getpid():
-                    session = self._session = _Session(window.id)
+                if session.pid != os.getpid():
+                    session = self._session = _Session(session.window_id)
         return session
 
     @property

@@ -50,3 +50,27 @@ def test_every_local_dies_when_the_window_is_disabled(
     gc.collect()
     assert [ref() for ref in watched] == [None] * 5
     assert middleware.debugger.traceback_count == 0
+
+
+def test_a_request_in_flight_when_the_window_ends_keeps_nothing(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    """The window closes while a gated-in request runs (here: the request
+    itself closes it); its traceback must not be kept for a closed window.
+    """
+    holder: dict[str, IPDebugMiddleware] = {}
+
+    def closes_then_fails(
+        environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]
+    ) -> list[bytes]:
+        middleware = holder["mw"]
+        ipdebug.disable(middleware.settings.flag, environ={})
+        middleware.switch.poll_now()
+        raise RuntimeError("failed after the window closed")
+
+    middleware = holder["mw"] = make(closes_then_fails)
+    open_window(middleware)
+    page = client(middleware).get("/", status=500, expect_errors=True)
+    assert "failed after the window closed" in page.text  # it was gated in
+    gc.collect()
+    assert middleware.debugger.traceback_count == 0
