@@ -74,6 +74,16 @@ class Reply:
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
 
+    def without_date(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Everything a client sees but the ``Date`` header (which differs
+        between two servers by the clock alone).
+        """
+        return (
+            self.status,
+            [(k, v) for k, v in self.headers if k.lower() != "date"],
+            self.body,
+        )
+
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
             if key.lower() == name.lower():
