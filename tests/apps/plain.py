@@ -25,3 +25,10 @@ def app(
         [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
     )
     return [body]
+
+
+def make_app(
+    global_conf: dict[str, str], **local_conf: str
+) -> t.Callable[..., list[bytes]]:
+    """PasteDeploy ``paste.app_factory`` for ``use = call:tests.apps.plain:make_app``."""
+    return app
