@@ -12,6 +12,7 @@ argument                          environment variable        default
 ``trusted_hosts``                 ``IPDEBUG_TRUSTED_HOSTS``   .localhost,127.0.0.1
 ``trusted_proxies``               ``IPDEBUG_TRUSTED_PROXIES`` none
 ``max_window``                    ``IPDEBUG_MAX_WINDOW``      1h
+``instance``                      ``IPDEBUG_INSTANCE``        the host name
 ================================  ==========================  ==================
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -120,6 +122,24 @@ def resolve_flag(
     return os.path.abspath(os.path.expanduser(text))
 
 
+INSTANCE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
+
+
+def default_instance() -> str:
+    """This host's name, as a fleet instance name (see ``instance``)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64]
+    return name or "localhost"
+
+
+def parse_instance(value: object, *, setting: str) -> str:
+    """:raises ConfigError: unless 1 to 64 letters, digits, ``_ . -``."""
+    if not isinstance(value, str) or not INSTANCE_RE.fullmatch(value):
+        raise ConfigError(
+            setting, value, "must be 1 to 64 letters, digits, '_', '.' or '-'"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated deployment settings (the middleware's ceiling)."""
@@ -129,6 +149,7 @@ class Settings:
     trusted_hosts: tuple[str, ...]
     trusted_proxies: Networks | None
     max_window: float
+    instance: str
 
 
 def load_settings(
@@ -138,6 +159,7 @@ def load_settings(
     trusted_hosts: Iterable[str] | str | None = None,
     trusted_proxies: Iterable[str] | str | None = None,
     max_window: Duration | None = None,
+    instance: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build :class:`Settings` from arguments, falling back to ``IPDEBUG_*``
@@ -172,6 +194,13 @@ def load_settings(
         if proxies[1]
         else None,
         max_window=parse_duration(max_window, setting=window_setting),
+        instance=(
+            parse_instance(instance, setting="instance")
+            if instance is not None
+            else parse_instance(env["IPDEBUG_INSTANCE"], setting="IPDEBUG_INSTANCE")
+            if env.get("IPDEBUG_INSTANCE")
+            else default_instance()
+        ),
     )
 
 

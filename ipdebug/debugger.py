@@ -12,7 +12,7 @@ for one developer on one process:
 - at most ``max_tracebacks`` tracebacks are kept (Werkzeug keeps every one,
   with every local variable, for the life of the process), all dropped when
   the window changes;
-- the secret is per process and per window, ``<pid>x<random>``;
+- the secret is per process and per window, ``<pid>x<random>~<instance>``;
 - a ``__debugger__`` request that matches nothing gets a 4xx with a reason,
   never the app (which would re-run the failing view);
 - an error after the body has started is re-raised to the server, which
@@ -49,11 +49,12 @@ from werkzeug.debug.tbtools import (
     DebugTraceback,
     render_console_html,
 )
-from werkzeug.http import parse_cookie
+from werkzeug.http import dump_cookie, parse_cookie
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
 from .audit import Auditor, logger
+from .config import INSTANCE_RE
 from .flag import FlagStore, Window
 from .pin import MAX_PIN_FAILURES, cookie_is_valid, make_cookie
 from .relay import OwnerGone, Relay, owner_pid
@@ -65,6 +66,10 @@ if t.TYPE_CHECKING:
 
 _Frame = DebugFrameSummary | _ConsoleFrame
 _NO_STORE = ("Cache-Control", "no-store")
+#: Set on debugger pages: a load balancer routes ``__debugger__`` requests
+#: to the instance it names (see the README on fleets).
+ROUTE_COOKIE = "ipdebug_route"
+INSTANCE_HEADER = "X-IPDebug-Instance"
 
 
 class _Session:
@@ -72,12 +77,13 @@ class _Session:
 
     __slots__ = ("contexts", "frames", "pid", "secret", "tracebacks", "window_id")
 
-    def __init__(self, window_id: str | None) -> None:
+    def __init__(self, window_id: str | None, instance: str) -> None:
         self.pid = os.getpid()
         self.window_id = window_id
         # The pid lets a multi-process server route a console request to the
-        # process that holds the frame; the random part is the secret.
-        self.secret = f"{self.pid}x{secrets.token_hex(16)}"
+        # process that holds the frame, the instance names the server in a
+        # fleet; the random part is the secret.
+        self.secret = f"{self.pid}x{secrets.token_hex(16)}~{instance}"
         self.frames: dict[int, _Frame] = {}
         self.contexts: dict[int, list[t.ContextManager[t.Any]]] = {}
         self.tracebacks: OrderedDict[int, list[int]] = OrderedDict()
@@ -95,6 +101,8 @@ class Debugger:
     :param max_tracebacks: tracebacks (with their frames and locals) kept per
         process; the oldest is dropped first.
     :param audit: where events go.
+    :param instance: this server's name in a fleet; debugger pages tell the
+        browser (and the load balancer) to send console requests here.
     """
 
     def __init__(
@@ -106,15 +114,17 @@ class Debugger:
         console_path: str | None,
         max_tracebacks: int,
         audit: Auditor,
+        instance: str,
     ) -> None:
         self.app = app
         self.audit = audit
+        self.instance = instance
         self.store = store
         self.evalex = evalex
         self.console_path = console_path
         self.max_tracebacks = max_tracebacks
         self._lock = threading.Lock()
-        self._session = _Session(None)
+        self._session = _Session(None, instance)
         #: Set by the middleware to route requests between processes.
         self.relay: Relay | None = None
 
@@ -128,7 +138,7 @@ class Debugger:
     def reset(self, window: Window | None) -> None:
         """Drop every traceback and draw a new secret."""
         with self._lock:
-            self._session = _Session(window.id if window else None)
+            self._session = _Session(window.id if window else None, self.instance)
 
     def session(self, window: Window) -> _Session:
         """This process's session for ``window``: new after a fork; a
@@ -138,12 +148,12 @@ class Debugger:
         """
         session = self._session
         if session.window_id != window.id:
-            return _Session(window.id)
+            return _Session(window.id, self.instance)
         if session.pid != os.getpid():
             with self._lock:
                 session = self._session
                 if session.pid != os.getpid():
-                    session = self._session = _Session(session.window_id)
+                    session = self._session = _Session(session.window_id, self.instance)
         return session
 
     @property
@@ -170,6 +180,7 @@ class Debugger:
             else:
                 return self.run_app(environ, start_response, window, client)
             response.headers["Cache-Control"] = "no-store"
+            response.headers[INSTANCE_HEADER] = self.instance
         except Exception:
             # Fail closed: an ipdebug bug serves the request as if ipdebug
             # were not installed.
@@ -202,7 +213,17 @@ class Debugger:
         session = self.session(window)
         secret = args.get("s", "")
         if not secrets.compare_digest(secret.encode(), session.secret.encode()):
-            pid = owner_pid(secret)
+            local, sep, owner = secret.partition("~")
+            if sep and owner != self.instance and INSTANCE_RE.fullmatch(owner):
+                return self.refuse(
+                    421,
+                    f"this traceback belongs to instance {owner!r} but the request "
+                    f"reached {self.instance!r}: route __debugger__ requests by the "
+                    f"{ROUTE_COOKIE} cookie (see the README on fleets), or reload "
+                    "the failing page",
+                    client,
+                )
+            pid = owner_pid(local) if sep else None
             relay = self.relay
             if (
                 relay is not None
@@ -290,7 +311,20 @@ class Debugger:
             secret=session.secret,
             evalex_trusted=self.pin_trusted(request.environ, window),
         )
-        return Response(html, mimetype="text/html")
+        response = Response(html, mimetype="text/html")
+        response.headers.add("Set-Cookie", self.route_cookie(request.environ))
+        return response
+
+    def route_cookie(self, environ: WSGIEnvironment) -> str:
+        """The routing hint for a load balancer in front of a fleet."""
+        return dump_cookie(
+            ROUTE_COOKIE,
+            self.instance,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=environ.get("wsgi.url_scheme") == "https",
+        )
 
     def execute(
         self, session: _Session, frame: _Frame, cmd: str, client: str
@@ -426,6 +460,8 @@ class Debugger:
                 ("Content-Type", "text/html; charset=utf-8"),
                 ("Content-Length", str(len(body))),
                 _NO_STORE,
+                (INSTANCE_HEADER, self.instance),
+                ("Set-Cookie", self.route_cookie(environ)),
             ],
         )
         yield body

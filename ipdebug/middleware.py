@@ -26,6 +26,7 @@ same status, headers and body, exceptions propagated as without ipdebug.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -38,7 +39,7 @@ from datetime import datetime, timezone
 from werkzeug.wrappers import Request
 
 from .audit import Auditor, LogOnce, logger
-from .config import Duration, Settings, load_settings
+from .config import Duration, Settings, default_flag, load_settings
 from .debugger import Debugger
 from .errors import ConfigError
 from .flag import FlagStore, Window, open_store
@@ -81,6 +82,11 @@ class IPDebugMiddleware:
     :param relay: forward console requests to the process that rendered
         the page, over private unix sockets beside the flag, so the console
         works under pre-forking servers (gunicorn, uWSGI). Default ``True``.
+    :param instance: this server's name in a fleet behind a load balancer
+        (``IPDEBUG_INSTANCE``; default: the host name). Debugger pages carry
+        it in the secret, a ``X-IPDebug-Instance`` header and an
+        ``ipdebug_route`` cookie, so the balancer can send console requests
+        back to the instance that holds the traceback.
     :param environ: the environment to read settings from; default
         ``os.environ``.
     :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
@@ -100,6 +106,7 @@ class IPDebugMiddleware:
         max_window: Duration | None = None,
         max_tracebacks: int = 20,
         relay: bool = True,
+        instance: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if not callable(app):
@@ -124,6 +131,7 @@ class IPDebugMiddleware:
             trusted_hosts=trusted_hosts,
             trusted_proxies=trusted_proxies,
             max_window=max_window,
+            instance=instance,
             environ=environ,
         )
         self.store: FlagStore = open_store(self.settings.flag)
@@ -136,6 +144,7 @@ class IPDebugMiddleware:
             console_path=console_path,
             max_tracebacks=max_tracebacks,
             audit=self.audit,
+            instance=self.settings.instance,
         )
         self.switch = Switch(
             self.store,
@@ -266,8 +275,14 @@ def instances() -> list[IPDebugMiddleware]:
 
 
 def relay_directory(flag: str) -> str:
-    """Where relay sockets live: a private directory beside the flag."""
-    return os.path.join(os.path.dirname(flag), "relay")
+    """Where relay sockets live: a private directory beside a flag file, or,
+    for a flag in Redis, one per flag URL in this user's default state
+    directory (the sockets are host-local either way).
+    """
+    if "://" not in flag:
+        return os.path.join(os.path.dirname(flag), "relay")
+    digest = hashlib.sha256(flag.encode()).hexdigest()[:12]
+    return os.path.join(os.path.dirname(default_flag()), f"relay-{digest}")
 
 
 def _connect_integrations() -> None:

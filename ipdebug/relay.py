@@ -71,7 +71,9 @@ class OwnerGone(Exception):
 
 
 def owner_pid(secret: str) -> int | None:
-    """The pid embedded in a debugger secret, or ``None``."""
+    """The pid embedded in a debugger secret (``<pid>x<random>~<instance>``),
+    or ``None``.
+    """
     pid, sep, _ = secret.partition("x")
     if not sep or not pid.isdigit() or not pid.isascii() or len(pid) > 10:
         return None

@@ -70,9 +70,13 @@ def binary() -> Path:
     return Path(found)
 
 
-def config(directory: Path, sites: Sequence[Site], ports: Sequence[int]) -> str:
-    """An nginx.conf that reads and writes nothing outside ``directory``."""
-    servers = []
+def config(
+    directory: Path, sites: Sequence[Site], ports: Sequence[int], http: str = ""
+) -> str:
+    """An nginx.conf that reads and writes nothing outside ``directory``;
+    ``http`` is added verbatim inside ``http {}``.
+    """
+    servers = [http]
     for site, port in zip(sites, ports, strict=True):
         headers = "".join(
             f"            proxy_set_header {name} {value};\n"
@@ -109,15 +113,23 @@ def config(directory: Path, sites: Sequence[Site], ports: Sequence[int]) -> str:
 
 @contextlib.contextmanager
 def nginx(
-    tmp_path: Path, sites: Sequence[Site], *, name: str = "nginx"
+    tmp_path: Path,
+    sites: Sequence[Site],
+    *,
+    name: str = "nginx",
+    http: str = "",
+    listen: Sequence[int] = (),
 ) -> Iterator[Nginx]:
-    """A real nginx in front of ``sites``, each on a free loopback port."""
+    """A real nginx in front of ``sites``, each on a free loopback port, plus
+    whatever ``http`` configures (listening on the ports in ``listen``).
+    """
     executable = binary()
     directory = tmp_path / name
     directory.mkdir()
     ports = [free_port() for _ in sites]
     conf = directory / "nginx.conf"
-    conf.write_text(config(directory, sites, ports))
+    conf.write_text(config(directory, sites, ports, http))
+    ports += list(listen)
     error_log = directory / "error.log"
     output = directory / "output.log"
     with output.open("wb") as output_file:

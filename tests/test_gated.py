@@ -173,13 +173,13 @@ def test_ten_wrong_pins_lock_the_console_until_the_window_ends(
             id="no-secret",
         ),
         pytest.param(
-            {"cmd": "1+1", "frm": "FRAME", "s": "PIDx456"},
+            {"cmd": "1+1", "frm": "FRAME", "s": "PIDx456~INSTANCE"},
             403,
             "belongs to another",
             id="wrong-secret",
         ),
         pytest.param(
-            {"cmd": "1+1", "frm": "FRAME", "s": "999999999x456"},
+            {"cmd": "1+1", "frm": "FRAME", "s": "999999999x456~INSTANCE"},
             410,
             "belonged to a worker that has exited (pid 999999999)",
             id="secret-of-an-exited-process",
@@ -222,6 +222,7 @@ def test_unmatched_debugger_requests_never_reach_the_app(
         k: v.replace("SECRET", secret)
         .replace("FRAME", frame)
         .replace("PID", str(os.getpid()))
+        .replace("INSTANCE", middleware.settings.instance)
         for k, v in params.items()
     }
     response = app.get(

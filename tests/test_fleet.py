@@ -1,0 +1,112 @@
+"""A fleet behind a load balancer: two gunicorn instances behind one nginx
+configured with examples/nginx-fleet.conf; console requests reach the
+instance that rendered the page, and a misrouted one gets a clear answer.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+import ipdebug
+
+from .nginx import nginx
+from .servers import ROOT, free_port, gunicorn, request
+from .test_gunicorn import debugger_path, output
+
+pytestmark = pytest.mark.server
+
+OPERATOR = "127.0.0.3"
+ENV = {"IPDEBUG_TRUSTED_PROXIES": "127.0.0.1", "IPDEBUG_ALLOW": OPERATOR}
+
+
+def fleet_config(port_a: int, port_b: int, listen: int) -> str:
+    """The documented example, with this test's ports."""
+    text = (ROOT / "examples" / "nginx-fleet.conf").read_text()
+    for old, new in (
+        ("127.0.0.1:8001", f"127.0.0.1:{port_a}"),
+        ("127.0.0.1:8002", f"127.0.0.1:{port_b}"),
+        ("127.0.0.1:8080", f"127.0.0.1:{listen}"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+def cookies_of(reply: object, jar: dict[str, str]) -> None:
+    for name, value in reply.headers:  # type: ignore[attr-defined]
+        if name.lower() == "set-cookie":
+            key, _, rest = value.partition("=")
+            jar[key] = rest.split(";")[0]
+
+
+def cookie_header(jar: dict[str, str]) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
+
+
+def test_console_requests_follow_the_route_cookie(tmp_path: Path) -> None:
+    with (
+        gunicorn(
+            tmp_path, "-w", "2", name="a", env={**ENV, "IPDEBUG_INSTANCE": "a"}
+        ) as a,
+        gunicorn(
+            tmp_path, "-w", "2", name="b", env={**ENV, "IPDEBUG_INSTANCE": "b"}
+        ) as b,
+    ):
+        assert a.flag == b.flag  # one flag for the fleet (Redis in real life)
+        listen = free_port()
+        with nginx(
+            tmp_path, [], http=fleet_config(a.port, b.port, listen), listen=[listen]
+        ) as proxy:
+            (port,) = proxy.ports
+            opened = ipdebug.enable("5m", allow=[OPERATOR], flag=a.flag, environ={})
+            time.sleep(1.1)
+            # Pages are balanced: both instances render some.
+            owners = set()
+            for _ in range(4):
+                page = request(port, "/fail", source=OPERATOR)
+                assert page.status == 500 and "Werkzeug Debugger" in page.text
+                owners.add(page.header("X-IPDebug-Instance"))
+            assert owners == {"a", "b"}
+
+            jar: dict[str, str] = {}
+            cookies_of(page, jar)
+            instance = page.header("X-IPDebug-Instance")
+            assert jar["ipdebug_route"] == instance
+            secret = re.search(r'SECRET = "([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+            frame = re.findall(r'<div class="frame" id="frame-(\d+)">', page.text)[-1]
+            assert secret.endswith(f"~{instance}")
+            owner_pid = int(secret.split("x")[0])
+
+            unlocked = request(
+                port,
+                debugger_path(secret, cmd="pinauth", pin=opened.pin),
+                source=OPERATOR,
+                headers=cookie_header(jar),
+            )
+            assert unlocked.text == '{"auth": true, "exhausted": false}'
+            cookies_of(unlocked, jar)
+            for _ in range(30):
+                reply = request(
+                    port,
+                    debugger_path(secret, cmd="os.getpid()", frm=frame),
+                    source=OPERATOR,
+                    headers=cookie_header(jar),
+                )
+                assert reply.header("X-IPDebug-Instance") == instance
+                assert output(reply).strip().splitlines()[-1] == str(owner_pid)
+
+            # Without the cookie, or sent to the other instance, the answer
+            # says where the traceback is.
+            other = b if instance == "a" else a
+            misrouted = request(
+                other.port,
+                debugger_path(secret, cmd="1+1", frm=frame),
+                headers={"X-Forwarded-For": OPERATOR, **cookie_header(jar)},
+            )
+            assert misrouted.status == 421
+            assert f"belongs to instance '{instance}'" in misrouted.text
+            assert "ipdebug_route cookie" in misrouted.text
