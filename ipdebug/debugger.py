@@ -54,7 +54,9 @@ from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
 from .audit import Auditor, logger
+from .banner import CLOSE_PARAM, CLOSE_VALUE, CLOSED_HTML, banner_html
 from .config import INSTANCE_RE
+from .errors import FlagError
 from .flag import FlagStore, Window
 from .pin import MAX_PIN_FAILURES, cookie_is_valid, make_cookie
 from .relay import OwnerGone, Relay, owner_pid
@@ -103,6 +105,8 @@ class Debugger:
     :param audit: where events go.
     :param instance: this server's name in a fleet; debugger pages tell the
         browser (and the load balancer) to send console requests here.
+    :param max_window: the deployment's ceiling, for the banner's "until".
+    :param deployment_allow: entries in the deployment's allowlist (banner).
     """
 
     def __init__(
@@ -115,10 +119,14 @@ class Debugger:
         max_tracebacks: int,
         audit: Auditor,
         instance: str,
+        max_window: float,
+        deployment_allow: int = 0,
     ) -> None:
         self.app = app
         self.audit = audit
         self.instance = instance
+        self.max_window = max_window
+        self.deployment_allow = deployment_allow
         self.store = store
         self.evalex = evalex
         self.console_path = console_path
@@ -238,6 +246,8 @@ class Debugger:
                 "the failing page",
                 client,
             )
+        if args.get(CLOSE_PARAM) == CLOSE_VALUE:
+            return self.close_window(request, window, client)
         if cmd == "pinauth":
             return self.pin_auth(request, window, client)
         if cmd == "printpin":
@@ -311,9 +321,24 @@ class Debugger:
             secret=session.secret,
             evalex_trusted=self.pin_trusted(request.environ, window),
         )
-        response = Response(html, mimetype="text/html")
+        response = Response(
+            self.with_banner(html, window, session.secret), mimetype="text/html"
+        )
         response.headers.add("Set-Cookie", self.route_cookie(request.environ))
         return response
+
+    def with_banner(self, html: str, window: Window, secret: str) -> str:
+        """Put the window's banner at the top of a debugger page."""
+        banner = banner_html(
+            window,
+            until=window.expires(self.max_window),
+            secret=secret,
+            deployment_allow=self.deployment_allow,
+        )
+        # Werkzeug internal: the page's body starts with this element
+        # (tbtools.HEADER); without it the page is served without banner.
+        marker = '<div class="debugger">'
+        return html.replace(marker, marker + banner, 1)
 
     def route_cookie(self, environ: WSGIEnvironment) -> str:
         """The routing hint for a load balancer in front of a fleet."""
@@ -339,6 +364,29 @@ class Debugger:
                 stack.enter_context(context)
             output = frame.eval(cmd)
         return Response(output, mimetype="text/html")
+
+    def close_window(self, request: Request, window: Window, client: str) -> Response:
+        """The banner's "Close window now": removes the flag, as
+        ``ipdebug disable`` does, if it still holds this window.
+        """
+        if request.method != "POST":
+            return self.refuse(405, "closing the window takes a POST", client)
+        if not self.pin_trusted(request.environ, window):
+            return self.refuse(403, "enter the PIN before closing the window", client)
+        if request.args.get("window") != window.id:
+            return self.refuse(409, "this page belongs to an earlier window", client)
+        try:
+            current = self.store.load(time.time())
+        except FlagError:
+            current = None  # refused: the window is already over
+        if current is not None and current.id != window.id:
+            return self.refuse(
+                409, "a newer window replaced this one; it stays open", client
+            )
+        if current is not None:
+            self.store.clear()
+        self.audit("window.disabled", client, window=window.id[:8], via="banner")
+        return Response(CLOSED_HTML, mimetype="text/html")
 
     # PIN
 
@@ -492,10 +540,14 @@ class Debugger:
                 for frame_id in dropped:
                     session.frames.pop(frame_id, None)
                     session.contexts.pop(frame_id, None)
-        html = tb.render_debugger_html(
-            evalex=self.evalex,
-            secret=session.secret,
-            evalex_trusted=self.pin_trusted(environ, window),
+        html = self.with_banner(
+            tb.render_debugger_html(
+                evalex=self.evalex,
+                secret=session.secret,
+                evalex_trusted=self.pin_trusted(environ, window),
+            ),
+            window,
+            session.secret,
         )
         self.audit(
             "debugger.page",

@@ -145,6 +145,8 @@ class IPDebugMiddleware:
             max_tracebacks=max_tracebacks,
             audit=self.audit,
             instance=self.settings.instance,
+            max_window=self.settings.max_window,
+            deployment_allow=len(self.settings.allow or ()),
         )
         self.switch = Switch(
             self.store,

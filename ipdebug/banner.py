@@ -1,0 +1,63 @@
+"""The banner on debugger pages: an open window must be impossible to
+overlook, and easy to close.
+
+It says for whom the window is open, until when, why and who opened it, and
+offers "Close window now": a POST to the page's own URL carrying the
+debugger secret, honoured only with the window's PIN cookie (which is
+``SameSite=Strict``), so another site cannot close (or probe) it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from markupsafe import escape
+
+from .config import format_duration
+from .flag import Window
+
+#: Query parameter of the close request: ``?__debugger__=yes&ipdebug=close``.
+CLOSE_PARAM = "ipdebug"
+CLOSE_VALUE = "close"
+
+_STYLE = (
+    "background:#fff3cd;border:2px solid #c9302c;color:#222;padding:8px 12px;"
+    "margin:0 0 12px;font:14px/1.4 sans-serif"
+)
+
+
+def banner_html(
+    window: Window, *, until: float, secret: str, deployment_allow: int
+) -> str:
+    """The banner for ``window`` (``until`` is its effective end).
+
+    :param deployment_allow: how many entries the deployment's ``allow``
+        has, shown when the window has no list of its own.
+    """
+    end = datetime.fromtimestamp(until, timezone.utc)
+    left = format_duration(max(0.0, until - time.time()))
+    who = (
+        ", ".join(window.allow)
+        if window.allow
+        else f"the deployment's allowlist ({deployment_allow} entries)"
+    )
+    reason = f" &middot; reason: {escape(window.reason)}" if window.reason else ""
+    by = f" &middot; opened by {escape(window.by)}" if window.by else ""
+    action = f"?__debugger__=yes&amp;{CLOSE_PARAM}={CLOSE_VALUE}&amp;window={escape(window.id)}&amp;s={escape(secret)}"
+    return (
+        f'<div class="ipdebug-banner" style="{_STYLE}">'
+        f"<strong>ipdebug</strong>: debugging window open for {escape(who)} "
+        f"until {end:%H:%M:%S} UTC ({left} left){reason}{by}. "
+        f'<form method="post" action="{action}" style="display:inline">'
+        '<button type="submit" name="close">Close window now</button>'
+        "</form></div>"
+    )
+
+
+CLOSED_HTML = (
+    "<!doctype html><title>ipdebug: window closed</title>"
+    f'<div style="{_STYLE}"><strong>ipdebug</strong>: the debugging window is '
+    "closed. Every worker stops serving the debugger within a second; the "
+    "audit trail records who closed it.</div>"
+)
