@@ -65,6 +65,7 @@ class Status:
     remaining_s: float = 0.0
     expired_at: datetime | None = None
     problem: str | None = None
+    attach: str | None = None
 
 
 def enable(
@@ -73,6 +74,7 @@ def enable(
     allow: Iterable[str] | str | None = None,
     reason: str = "",
     flag: str | os.PathLike[str] | None = None,
+    attach: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Enabled:
     """Open a window now, replacing any open one, with a fresh PIN.
@@ -82,6 +84,10 @@ def enable(
         for the SSH client of this process (``SSH_CLIENT``). ``None`` leaves
         the choice to the deployment's ``allow``.
     :param reason: why, for the audit log (an incident id).
+    :param attach: ``"pdb"``: the next unhandled exception of a gated-in
+        request waits for ``ipdebug attach`` (a post-mortem pdb over a unix
+        socket) before the browser page; ``"debugpy"``: gated-in requests
+        start debugpy on 127.0.0.1 for an IDE (see the README).
     :raises ConfigError: for a bad duration or address.
     :raises FlagWriteError: when the flag cannot be written.
     """
@@ -110,6 +116,7 @@ def enable(
         reason=reason,
         by=_operator(env),
         pin_hash=PinHash.create(pin),
+        attach=attach,
     )
     store = open_store(location)
     store.save(window)
@@ -122,13 +129,14 @@ def enable(
         allow=list(addresses),
         reason=reason,
         by=window.by,
+        attach=attach,
     )
     return Enabled(
         pin=pin,
         until=datetime.fromtimestamp(window.until, timezone.utc),
         allow=addresses,
         reason=reason,
-        flag=location,
+        flag=store.location,  # a URL's password is redacted here
         window_id=window.id,
     )
 
@@ -160,10 +168,11 @@ def status(
     is reported with ``enabled=False`` and ``problem`` set.
     """
     env = os.environ if environ is None else environ
-    location = resolve_flag(flag, env)
+    store = open_store(resolve_flag(flag, env))
+    location = store.location  # a URL's password is redacted here
     now = time.time()
     try:
-        window = open_store(location).load(now)
+        window = store.load(now)
     except FlagError as exc:
         return Status(enabled=False, flag=location, problem=exc.problem)
     if window is None:
@@ -175,6 +184,7 @@ def status(
         "allow": window.allow,
         "reason": window.reason,
         "by": window.by,
+        "attach": window.attach,
     }
     if now >= end:
         return Status(enabled=False, expired_at=until, **common)  # type: ignore[arg-type]

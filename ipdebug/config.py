@@ -13,6 +13,7 @@ argument                          environment variable        default
 ``trusted_proxies``               ``IPDEBUG_TRUSTED_PROXIES`` none
 ``max_window``                    ``IPDEBUG_MAX_WINDOW``      1h
 ``instance``                      ``IPDEBUG_INSTANCE``        the host name
+``attach_wait``                   ``IPDEBUG_ATTACH_WAIT``     30s
 ================================  ==========================  ==================
 """
 
@@ -36,6 +37,9 @@ DEFAULT_MAX_WINDOW = 3600.0
 
 #: The window ``ipdebug enable`` opens without ``--for``, in seconds.
 DEFAULT_WINDOW = 900.0
+
+#: How long a request waits for an external debugger (``--attach``).
+DEFAULT_ATTACH_WAIT = 30.0
 
 _DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
 
@@ -150,6 +154,7 @@ class Settings:
     trusted_proxies: Networks | None
     max_window: float
     instance: str
+    attach_wait: float
 
 
 def load_settings(
@@ -160,6 +165,7 @@ def load_settings(
     trusted_proxies: Iterable[str] | str | None = None,
     max_window: Duration | None = None,
     instance: str | None = None,
+    attach_wait: Duration | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build :class:`Settings` from arguments, falling back to ``IPDEBUG_*``
@@ -200,6 +206,12 @@ def load_settings(
             else parse_instance(env["IPDEBUG_INSTANCE"], setting="IPDEBUG_INSTANCE")
             if env.get("IPDEBUG_INSTANCE")
             else default_instance()
+        ),
+        attach_wait=parse_duration(attach_wait, setting="attach_wait")
+        if attach_wait is not None
+        else parse_duration(
+            env.get("IPDEBUG_ATTACH_WAIT") or DEFAULT_ATTACH_WAIT,
+            setting="IPDEBUG_ATTACH_WAIT",
         ),
     )
 

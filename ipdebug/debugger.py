@@ -28,6 +28,7 @@ release changes them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pkgutil
 import secrets
@@ -53,9 +54,10 @@ from werkzeug.http import dump_cookie, parse_cookie
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
-from .audit import Auditor, logger
+from .attach import Debugpy, post_mortem
+from .audit import Auditor, LogOnce, logger
 from .banner import CLOSE_PARAM, CLOSE_VALUE, CLOSED_HTML, banner_html
-from .config import INSTANCE_RE
+from .config import DEFAULT_ATTACH_WAIT, INSTANCE_RE
 from .errors import FlagError
 from .flag import FlagStore, Window
 from .pin import MAX_PIN_FAILURES, cookie_is_valid, make_cookie
@@ -132,9 +134,15 @@ class Debugger:
         self.console_path = console_path
         self.max_tracebacks = max_tracebacks
         self._lock = threading.Lock()
+        self._log_once = LogOnce(limit=16)
         self._session = _Session(None, instance)
         #: Set by the middleware to route requests between processes.
         self.relay: Relay | None = None
+        #: External debuggers (``ipdebug enable --attach``), set by the
+        #: middleware.
+        self.attach_dir: str | None = None
+        self.attach_wait = DEFAULT_ATTACH_WAIT
+        self.debugpy = Debugpy(os.devnull, can_recycle=lambda: False)
 
     def refuse(self, status: int, message: str, client: str | None) -> Response:
         """A debugger request ipdebug will not serve, with the reason."""
@@ -178,6 +186,8 @@ class Debugger:
         client: str,
     ) -> t.Iterable[bytes]:
         try:
+            if window.attach == "debugpy":
+                self.debugpy.ensure(self.audit, client)
             if not self._for_debugger(environ):
                 return self.run_app(environ, start_response, window, client)
             request = Request(environ)
@@ -405,8 +415,12 @@ class Debugger:
         try:
             return self.store.pin_failures(window.id)
         except Exception:
-            logger.exception(
-                "ipdebug cannot read the PIN failure count: console locked"
+            # Once per process: a store outage would otherwise log at
+            # request rate.
+            self._log_once(
+                logging.ERROR,
+                "ipdebug cannot read the PIN failure count: console locked",
+                exc_info=True,
             )
             return MAX_PIN_FAILURES
 
@@ -425,7 +439,11 @@ class Debugger:
             try:
                 failures = self.store.count_pin_failure(window.id)
             except Exception:
-                logger.exception("ipdebug cannot count a PIN failure: console locked")
+                self._log_once(
+                    logging.ERROR,
+                    "ipdebug cannot count a PIN failure: console locked",
+                    exc_info=True,
+                )
                 failures = MAX_PIN_FAILURES
             exhausted = failures >= MAX_PIN_FAILURES
             self.audit("pin.failure", client, failures=failures)
@@ -465,6 +483,10 @@ class Debugger:
         error: BaseException | None = None
         skip = 0
         try:
+            if window.attach == "debugpy":
+                self.debugpy.break_if_asked(
+                    environ, self.attach_wait, self.audit, client
+                )
             app_iter = self.app(environ, response.start_response)
             error = environ.pop(EXCEPTION_KEY, None)
             if error is None:
@@ -485,6 +507,8 @@ class Debugger:
                 close()
         if error is None:
             return
+        if window.attach == "pdb" and self.attach_dir is not None:
+            self.offer_pdb(error, client)
         exc_info: OptExcInfo = (type(error), error, error.__traceback__)  # type: ignore[assignment]
         if response.sent:
             # The status and part of the body are on the wire: make the server
@@ -513,6 +537,19 @@ class Debugger:
             ],
         )
         yield body
+
+    def offer_pdb(self, error: BaseException, client: str) -> None:
+        """``--attach pdb``: wait (bounded) for ``ipdebug attach``."""
+        try:
+            post_mortem(
+                error,
+                directory=t.cast(str, self.attach_dir),
+                wait=self.attach_wait,
+                audit=self.audit,
+                client=client,
+            )
+        except Exception:
+            logger.exception("ipdebug could not offer a pdb session")
 
     def render(
         self,

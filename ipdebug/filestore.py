@@ -89,7 +89,9 @@ class FileFlagStore:
                 self._cached = exc
             self._key = key
         if isinstance(self._cached, FlagError):
-            raise self._cached
+            # A fresh exception each time: re-raising the cached one would
+            # grow its traceback at every poll.
+            raise FlagError(self._cached.location, self._cached.problem)
         return self._cached
 
     def _read(self, dir_st: os.stat_result, now: float) -> Window | None:

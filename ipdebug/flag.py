@@ -29,6 +29,8 @@ FORMAT = 1
 CLOCK_SKEW = 60.0
 
 _ID_RE = re.compile(r"[0-9a-f]{16,64}", re.ASCII)
+#: The external debuggers a window may ask for (``None``: the browser's).
+ATTACH_KINDS = (None, "pdb", "debugpy")
 _MAX_REASON = 500
 
 
@@ -48,6 +50,9 @@ class Window:
     by: str
     pin: PinHash = field(repr=False)
     networks: Networks | None = field(default=None, compare=False, repr=False)
+    #: ``"pdb"`` or ``"debugpy"``: an external debugger for this window
+    #: (``ipdebug enable --attach``), or ``None``.
+    attach: str | None = None
 
     @classmethod
     def new(
@@ -59,7 +64,10 @@ class Window:
         reason: str,
         by: str,
         pin_hash: PinHash,
+        attach: str | None = None,
     ) -> Window:
+        if attach not in ATTACH_KINDS:
+            raise ConfigError("--attach", attach, "must be pdb or debugpy")
         return cls(
             id=secrets.token_hex(16),
             created=now,
@@ -69,6 +77,7 @@ class Window:
             by=by,
             pin=pin_hash,
             networks=Networks(allow, setting="--allow") if allow else None,
+            attach=attach,
         )
 
     def expires(self, max_window: float) -> float:
@@ -89,6 +98,7 @@ class Window:
                 "reason": self.reason,
                 "by": self.by,
                 "pin": self.pin.to_json(),
+                "attach": self.attach,
             },
             indent=2,
         )
@@ -132,6 +142,9 @@ class Window:
         if not isinstance(by, str) or len(by) > _MAX_REASON:
             raise ValueError("has a bad 'by'")
         pin_hash = PinHash.from_json(data.get("pin"))
+        attach = data.get("attach")
+        if attach not in ATTACH_KINDS:
+            raise ValueError(f"has an unknown 'attach' {attach!r}")
         return cls(
             id=window_id,
             created=created,
@@ -141,6 +154,7 @@ class Window:
             by=by,
             pin=pin_hash,
             networks=networks,
+            attach=attach,
         )
 
 
@@ -194,11 +208,20 @@ class FlagStore(Protocol):
 
 
 def open_store(location: str) -> FlagStore:
-    """The store for a resolved ``flag`` setting."""
-    if "://" in location:
-        raise ConfigError(
-            "flag", location, "is a URL, but only file paths are supported"
-        )
-    from .filestore import FileFlagStore
+    """The store for a resolved ``flag`` setting: a file path, or a
+    ``redis://`` / ``rediss://`` URL for a fleet (``ipdebug[redis]``).
 
-    return FileFlagStore(location)
+    :raises ConfigError: for another URL scheme, or a bad Redis URL.
+    """
+    scheme, sep, _ = location.partition("://")
+    if not sep:
+        from .filestore import FileFlagStore
+
+        return FileFlagStore(location)
+    if scheme in ("redis", "rediss"):
+        from .redisstore import RedisFlagStore
+
+        return RedisFlagStore(location)
+    raise ConfigError(
+        "flag", location, "is a URL of an unknown kind; give a path or a redis:// URL"
+    )

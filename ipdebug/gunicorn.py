@@ -30,7 +30,9 @@ prints the worker pid) unless you configured the ``ipdebug`` logger yourself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import typing as t
 
 from .audit import logger
@@ -49,15 +51,33 @@ def wrap_worker(worker: t.Any, **options: t.Any) -> None:
         come from ``IPDEBUG_*`` variables.
     """
     _route_logs(worker)
-    if instances():
+    existing = instances()
+    if existing:
         # The app module built its own middleware (in this worker, or in the
         # master with --preload): a second one would answer with the wrong
         # secret.
         logger.info(
             "ipdebug: the application already uses IPDebugMiddleware; not wrapping it again"
         )
-        return
-    worker.wsgi = IPDebugMiddleware(worker.wsgi, **options)
+    else:
+        worker.wsgi = IPDebugMiddleware(worker.wsgi, **options)
+        existing = [worker.wsgi]
+    for middleware in existing:
+        middleware.recycle = _recycler(worker)
+
+
+def _recycler(worker: t.Any) -> t.Callable[[], None]:
+    def recycle() -> None:
+        # gunicorn's worker loop ends after the current request, and the
+        # arbiter starts a fresh worker in its place; the byte on the
+        # worker's pipe wakes an idle loop, as gunicorn's reloader does.
+        worker.alive = False
+        pipe = getattr(worker, "PIPE", None)
+        if pipe:
+            with contextlib.suppress(OSError):
+                os.write(pipe[1], b"1")
+
+    return recycle
 
 
 def _route_logs(worker: t.Any) -> None:

@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 
 from werkzeug.wrappers import Request
 
+from .attach import Debugpy
 from .audit import Auditor, LogOnce, logger
 from .config import Duration, Settings, default_flag, load_settings
 from .debugger import Debugger
@@ -87,6 +88,9 @@ class IPDebugMiddleware:
         it in the secret, a ``X-IPDebug-Instance`` header and an
         ``ipdebug_route`` cookie, so the balancer can send console requests
         back to the instance that holds the traceback.
+    :param attach_wait: how long a gated-in request waits for an external
+        debugger when the window asks for one (``ipdebug enable --attach``):
+        seconds or ``"30s"`` (``IPDEBUG_ATTACH_WAIT``; default 30 s).
     :param environ: the environment to read settings from; default
         ``os.environ``.
     :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
@@ -107,6 +111,7 @@ class IPDebugMiddleware:
         max_tracebacks: int = 20,
         relay: bool = True,
         instance: str | None = None,
+        attach_wait: Duration | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if not callable(app):
@@ -132,6 +137,7 @@ class IPDebugMiddleware:
             trusted_proxies=trusted_proxies,
             max_window=max_window,
             instance=instance,
+            attach_wait=attach_wait,
             environ=environ,
         )
         self.store: FlagStore = open_store(self.settings.flag)
@@ -156,10 +162,18 @@ class IPDebugMiddleware:
         )
         if relay:
             self.debugger.relay = Relay(
-                relay_directory(self.settings.flag),
+                state_directory(self.settings.flag, "relay"),
                 handler=self._answer_relayed,
                 still_open=lambda: self.switch.current() is not None,
             )
+        #: Set by a server integration that can replace this process
+        #: gracefully (gunicorn); needed by ``--attach debugpy``.
+        self.recycle: t.Callable[[], None] | None = None
+        self.debugger.attach_dir = state_directory(self.settings.flag, "attach")
+        self.debugger.attach_wait = self.settings.attach_wait
+        self.debugger.debugpy = Debugpy(
+            self.debugger.attach_dir, can_recycle=lambda: self.recycle is not None
+        )
         self._gate: WindowGate | None = None
         _INSTANCES.add(self)
         _connect_integrations()
@@ -238,6 +252,15 @@ class IPDebugMiddleware:
                 relay.stop()
             else:
                 relay.start()
+        if (
+            old is not None
+            and self.debugger.debugpy.started
+            and self.recycle is not None
+        ):
+            # debugpy cannot stop listening: replace the whole process.
+            self.audit("attach.recycle", debugger="debugpy", pid=os.getpid())
+            self.debugger.debugpy.forget()
+            self.recycle()
         if old is not None and why in ("closed", "expired", "refused", "replaced"):
             self.audit(
                 "window.expired" if why == "expired" else "window.closed",
@@ -276,15 +299,15 @@ def instances() -> list[IPDebugMiddleware]:
     return list(_INSTANCES)
 
 
-def relay_directory(flag: str) -> str:
-    """Where relay sockets live: a private directory beside a flag file, or,
-    for a flag in Redis, one per flag URL in this user's default state
-    directory (the sockets are host-local either way).
+def state_directory(flag: str, name: str) -> str:
+    """Where host-local sockets live (``relay``, ``attach``): a private
+    directory beside a flag file, or, for a flag in Redis, one per flag URL
+    in this user's default state directory.
     """
     if "://" not in flag:
-        return os.path.join(os.path.dirname(flag), "relay")
+        return os.path.join(os.path.dirname(flag), name)
     digest = hashlib.sha256(flag.encode()).hexdigest()[:12]
-    return os.path.join(os.path.dirname(default_flag()), f"relay-{digest}")
+    return os.path.join(os.path.dirname(default_flag()), f"{name}-{digest}")
 
 
 def _connect_integrations() -> None:

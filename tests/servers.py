@@ -150,10 +150,16 @@ class Gunicorn:
         return self.log.read_text(errors="replace")
 
     def worker_pids(self) -> set[int]:
+        """Every worker ever booted (from the log)."""
         return {
             int(p)
             for p in re.findall(r"Booting worker with pid: (\d+)", self.log_text())
         }
+
+    def live_workers(self) -> set[int]:
+        """The workers running now (the master's children)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return {int(p) for p in children.read_text().split()}
 
 
 @contextlib.contextmanager

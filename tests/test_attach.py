@@ -1,0 +1,155 @@
+"""External debuggers for one address: a post-mortem pdb over a unix socket
+(``ipdebug enable --attach pdb`` and ``ipdebug attach``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import stat
+import threading
+import time
+import typing as t
+
+from ipdebug import IPDebugMiddleware
+from ipdebug.attach import attach_terminal, sessions
+
+from .conftest import STRANGER, Boom, client, open_window
+
+
+def fail_in_background(
+    middleware: IPDebugMiddleware, **environ: str
+) -> tuple[threading.Thread, dict[str, t.Any]]:
+    result: dict[str, t.Any] = {}
+
+    def run() -> None:
+        try:
+            result["page"] = client(middleware, **environ).get(
+                "/fail", status=500, expect_errors=True
+            )
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def wait_for_session(directory: str, timeout: float = 5) -> str:
+    deadline = time.monotonic() + timeout
+    while not (found := sessions(directory)):
+        assert time.monotonic() < deadline, "no pdb session appeared"
+        time.sleep(0.02)
+    return found[0]
+
+
+def read_until(sock: socket.socket, marker: bytes) -> bytes:
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_pdb_session_over_the_socket_then_the_browser_page(
+    make: t.Callable[..., IPDebugMiddleware], records: t.Any
+) -> None:
+    middleware = make()
+    middleware.debugger.attach_wait = 10
+    open_window(middleware, attach="pdb")
+    thread, result = fail_in_background(middleware)
+    path = wait_for_session(middleware.debugger.attach_dir)  # type: ignore[arg-type]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        assert b"Boom: failed with local_value=42" in read_until(sock, b"(Pdb) ")
+        sock.sendall(b"p local_value\n")
+        assert b"42" in read_until(sock, b"(Pdb) ")
+        sock.sendall(b"p type(payload).__name__\n")
+        assert b"'Payload'" in read_until(sock, b"(Pdb) ")
+        sock.sendall(b"c\n")
+        read_until(sock, b"never")  # until pdb closes the connection
+    thread.join(10)
+    assert "Werkzeug Debugger" in result["page"].text  # the request went on
+    assert not os.path.exists(path)
+    events = [e for e in records.events() if e.startswith("attach.")]
+    assert events == [
+        "attach.waiting",
+        "attach.connected",
+        "attach.command",
+        "attach.command",
+        "attach.command",
+        "attach.ended",
+    ]
+    commands = [
+        r.getMessage()
+        for r in records.records
+        if getattr(r, "ipdebug_event", "") == "attach.command"
+    ]
+    assert "source='p local_value'" in commands[0] and "source='c'" in commands[2]
+
+
+def test_nobody_attaches_the_request_goes_on_in_bounded_time(
+    make: t.Callable[..., IPDebugMiddleware], records: t.Any
+) -> None:
+    middleware = make()
+    middleware.debugger.attach_wait = 0.5
+    open_window(middleware, attach="pdb")
+    start = time.monotonic()
+    page = client(middleware).get("/fail", status=500, expect_errors=True)
+    assert 0.5 <= time.monotonic() - start < 3
+    assert "Werkzeug Debugger" in page.text
+    assert "attach.timeout" in records.events()
+    assert sessions(middleware.debugger.attach_dir) == []  # type: ignore[arg-type]
+
+
+def test_denied_requests_never_start_a_debugger(
+    make: t.Callable[..., IPDebugMiddleware], records: t.Any
+) -> None:
+    middleware = make()
+    middleware.debugger.attach_wait = 5
+    open_window(middleware, attach="pdb")
+    start = time.monotonic()
+    thread, result = fail_in_background(middleware, REMOTE_ADDR=STRANGER)
+    thread.join(5)
+    assert isinstance(result["error"], Boom)
+    assert time.monotonic() - start < 2
+    assert not [e for e in records.events() if e.startswith("attach.")]
+
+
+def test_ipdebug_attach_bridges_a_terminal(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make()
+    middleware.debugger.attach_wait = 10
+    open_window(middleware, attach="pdb")
+    out = io.StringIO()
+    code: list[int] = []
+    # The operator runs `ipdebug attach` first; it waits for a session.
+    terminal = threading.Thread(
+        target=lambda: code.append(
+            attach_terminal(
+                middleware.debugger.attach_dir,
+                wait=10,
+                stdin=io.StringIO("p local_value * 2\nc\n"),
+                stdout=out,
+            )  # type: ignore[arg-type]
+        )
+    )
+    terminal.start()
+    thread, result = fail_in_background(middleware)
+    thread.join(15)
+    terminal.join(15)
+    assert code == [0]
+    assert "attached to" in out.getvalue() and "84" in out.getvalue()
+    assert "Werkzeug Debugger" in result["page"].text
+
+
+def test_attach_without_a_session_says_so(tmp_path: t.Any, capsys: t.Any) -> None:
+    assert attach_terminal(str(tmp_path / "none"), wait=0.2) == 1
+    assert "no debugger waiting" in capsys.readouterr().err
