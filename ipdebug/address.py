@@ -21,6 +21,7 @@ read.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 
 from .errors import ConfigError
@@ -28,6 +29,10 @@ from .errors import ConfigError
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _UNSPECIFIED = (ipaddress.IPv4Address(0), ipaddress.IPv6Address(0))
+_ZONE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
+#: HTTP's own whitespace; ``str.strip()`` would also remove Unicode spaces
+#: that make an entry malformed.
+_HTTP_SPACE = " \t"
 
 
 def parse_address(value: object) -> IPAddress | None:
@@ -39,13 +44,13 @@ def parse_address(value: object) -> IPAddress | None:
     >>> parse_address("localhost") is None
     True
     """
-    if not isinstance(value, str) or not value or len(value) > 64:
+    if not isinstance(value, str) or not value or len(value) > 128:
         return None
     text = value
     if "%" in text:
         text, _, zone = text.partition("%")
         # A zone id is an interface name or number, never an address part.
-        if not zone or ":" not in text or "%" in zone:
+        if ":" not in text or not _ZONE_RE.fullmatch(zone):
             return None
     try:
         addr: IPAddress = ipaddress.ip_address(text)
@@ -64,7 +69,7 @@ def parse_hop(value: str) -> IPAddress | None:
     ``[v6]`` with an optional ``:port``. Anything else, including RFC 7239
     ``unknown`` and obfuscated ``_identifiers``, is ``None``.
     """
-    text = value.strip()
+    text = value.strip(_HTTP_SPACE)
     if text.startswith("["):
         end = text.find("]")
         if end == -1 or not _is_port_suffix(text[end + 1 :]):
@@ -83,7 +88,13 @@ def _is_port_suffix(text: str) -> bool:
     if not text:
         return True
     port = text[1:]
-    return text[0] == ":" and port.isdigit() and port.isascii() and len(port) <= 5
+    return (
+        text[0] == ":"
+        and port.isascii()
+        and port.isdigit()
+        and len(port) <= 5
+        and int(port) <= 65535
+    )
 
 
 class Networks:
@@ -184,14 +195,14 @@ def forwarded_for(value: str) -> list[str] | None:
     for element in _split_unquoted(value, ","):
         found: str | None = None
         for pair in _split_unquoted(element, ";"):
-            name, sep, raw = pair.strip().partition("=")
+            name, sep, raw = pair.strip(_HTTP_SPACE).partition("=")
             if not sep:
                 return None
-            if name.strip().lower() != "for":
+            if name.strip(_HTTP_SPACE).lower() != "for":
                 continue
             if found is not None:
                 return None
-            unquoted = _unquote(raw.strip())
+            unquoted = _unquote(raw.strip(_HTTP_SPACE))
             if unquoted is None:
                 return None
             found = unquoted

@@ -19,6 +19,7 @@ argument                          environment variable        default
 
 from __future__ import annotations
 
+import math
 import os
 import pwd
 import re
@@ -41,7 +42,9 @@ DEFAULT_WINDOW = 900.0
 #: How long a request waits for an external debugger (``--attach``).
 DEFAULT_ATTACH_WAIT = 30.0
 
-_DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
+_DURATION_RE = re.compile(
+    r"[0-9]+|(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII
+)
 
 Duration = float | int | str | timedelta
 
@@ -58,15 +61,19 @@ def parse_duration(value: Duration, *, setting: str) -> float:
     elif isinstance(value, bool):
         raise ConfigError(setting, value, "is not a duration")
     elif isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf  # refused below
     elif isinstance(value, str):
         text = value.strip().lower()
         match = _DURATION_RE.fullmatch(text)
-        if text.isdigit():
-            seconds = float(text)
-        elif text and match is not None:
-            hours, minutes, secs = (int(g) if g else 0 for g in match.groups())
-            seconds = float(hours * 3600 + minutes * 60 + secs)
+        if text and match is not None and len(text) <= 32:
+            if text.isascii() and text.isdigit():
+                seconds = float(text)
+            else:
+                hours, minutes, secs = (int(g) if g else 0 for g in match.groups())
+                seconds = float(hours * 3600 + minutes * 60 + secs)
         else:
             raise ConfigError(
                 setting, value, "is not a duration; use e.g. '90s', '15m' or '1h'"

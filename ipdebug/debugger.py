@@ -50,7 +50,7 @@ from werkzeug.debug.tbtools import (
     DebugTraceback,
     render_console_html,
 )
-from werkzeug.http import dump_cookie, parse_cookie
+from werkzeug.http import dump_cookie
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
@@ -191,7 +191,11 @@ class Debugger:
             if not self._for_debugger(environ):
                 return self.run_app(environ, start_response, window, client)
             request = Request(environ)
-            if request.args.get("__debugger__") == "yes":
+            try:
+                is_command = request.args.get("__debugger__") == "yes"
+            except UnicodeDecodeError:
+                is_command = False  # not UTF-8: not from the debugger's JavaScript
+            if is_command:
                 response = self.command(request, window, client)
             elif self.evalex and request.path == self.console_path:
                 response = self.console(request, window, client)
@@ -406,7 +410,7 @@ class Debugger:
         """
         if self.pin_failures(window) >= MAX_PIN_FAILURES:
             return False
-        value = parse_cookie(environ).get(cookie_name(window))
+        value = _cookie_value(environ.get("HTTP_COOKIE", ""), cookie_name(window))
         return cookie_is_valid(
             value, window.pin, window.id, window.created, time.time()
         )
@@ -591,6 +595,7 @@ class Debugger:
             client,
             path=environ.get("PATH_INFO", ""),
             exception=type(error).__name__,
+            forwarded="HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ,
         )
         if skip:
             # Like Werkzeug (and like the server without ipdebug), put the
@@ -639,6 +644,17 @@ def cookie_name(window: Window) -> str:
     other's cookie (cookies ignore the port).
     """
     return f"__ipdebug_{window.id[:12]}"
+
+
+def _cookie_value(header: str, name: str) -> str | None:
+    """One cookie's value. Not Werkzeug's parse_cookie: it raises on any
+    cookie that is not UTF-8, and another site's cookie must not hide ours.
+    """
+    for part in header.split(";"):
+        key, sep, value = part.strip(" \t").partition("=")
+        if sep and key == name:
+            return value.strip(' \t"')
+    return None
 
 
 def _command_name(request: Request) -> str:

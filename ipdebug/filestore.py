@@ -95,7 +95,7 @@ class FileFlagStore:
         return self._cached
 
     def _read(self, dir_st: os.stat_result, now: float) -> Window | None:
-        problem = _unsafe_directory(dir_st)
+        problem = unsafe_directory(dir_st)
         if problem:
             raise FlagError(self.path, f"its directory {problem}")
         try:
@@ -174,7 +174,7 @@ class FileFlagStore:
                 f"cannot create {self.directory}: {exc.strerror}; "
                 "set IPDEBUG_FLAG (or --flag) to a path this user can write",
             ) from None
-        problem = _unsafe_directory(dir_st)
+        problem = unsafe_directory(dir_st)
         if problem:
             raise FlagWriteError(self.path, f"{self.directory} {problem}")
 
@@ -235,7 +235,10 @@ class FileFlagStore:
             os.close(fd)
 
 
-def _unsafe_directory(st: os.stat_result) -> str | None:
+def unsafe_directory(st: os.stat_result) -> str | None:
+    """Why a flag directory must not be trusted, or ``None`` (the store's
+    rule, also used by ``ipdebug doctor``).
+    """
     if not stat.S_ISDIR(st.st_mode):
         return "is not a directory"
     if st.st_uid not in (os.geteuid(), 0):

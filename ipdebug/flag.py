@@ -113,9 +113,11 @@ class Window:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ValueError("is not valid JSON (nested too deeply)") from None
         if not isinstance(data, dict):
             raise ValueError("is not a JSON object")
-        if data.get("ipdebug") != FORMAT:
+        if type(data.get("ipdebug")) is not int or data.get("ipdebug") != FORMAT:
             raise ValueError(f"has format {data.get('ipdebug')!r}, expected {FORMAT}")
         window_id = data.get("id")
         if not isinstance(window_id, str) or not _ID_RE.fullmatch(window_id):
@@ -160,9 +162,13 @@ class Window:
 
 def _number(data: dict[str, object], key: str) -> float:
     value = data.get(key)
-    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+    try:
+        number = float(value) if type(value) in (int, float) else math.nan  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float
+        number = math.nan
+    if not math.isfinite(number):
         raise ValueError(f"has no valid {key!r}")
-    return float(value)  # type: ignore[arg-type]
+    return number
 
 
 class FlagStore(Protocol):

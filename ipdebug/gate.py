@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .address import parse_address, resolve_client
 from .audit import LogOnce
@@ -42,12 +42,20 @@ class WindowGate:
         "_hosts",
         "_log_once",
         "_nobody",
+        "_on_forwarded",
         "_proxies",
         "window",
     )
 
-    def __init__(self, settings: Settings, window: Window, log_once: LogOnce) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        window: Window,
+        log_once: LogOnce,
+        on_forwarded: Callable[[str], None] | None = None,
+    ) -> None:
         self.window = window
+        self._on_forwarded = on_forwarded
         self._allow = settings.allow
         self._flag_allow = window.networks
         self._proxies = settings.trusted_proxies
@@ -99,6 +107,14 @@ class WindowGate:
         return client
 
     def _decide(self, environ: Mapping[str, object]) -> str | None:
+        if (
+            self._on_forwarded is not None
+            and self._proxies is None
+            and ("HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ)
+        ):
+            # A proxy ipdebug was not told about, probably: once per window.
+            on_forwarded, self._on_forwarded = self._on_forwarded, None
+            on_forwarded(str(environ.get("REMOTE_ADDR")))
         addr = resolve_client(environ, self._proxies)
         if addr is None:
             if parse_address(environ.get("REMOTE_ADDR")) is None:
@@ -124,12 +140,19 @@ class WindowGate:
 
 
 def make_window_gate(
-    settings: Settings, window: Window, log_once: LogOnce
+    settings: Settings,
+    window: Window,
+    log_once: LogOnce,
+    on_forwarded: Callable[[str], None] | None = None,
 ) -> WindowGate:
     """Build the gate for a newly opened window, logging a window that
     nobody can use.
+
+    :param on_forwarded: called (once per window) with the peer address of
+        the first request carrying a forwarding header while
+        ``trusted_proxies`` is unset.
     """
-    gate = WindowGate(settings, window, log_once)
+    gate = WindowGate(settings, window, log_once, on_forwarded)
     if not settings.allow and not window.networks:
         log_once(
             logging.WARNING,

@@ -10,6 +10,7 @@ and its subdomains. Unlike Werkzeug, names are compared case-insensitively
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 
@@ -36,12 +37,17 @@ def parse_trusted_hosts(entries: Iterable[str], *, setting: str) -> tuple[str, .
         if not isinstance(entry, str):
             raise ConfigError(setting, entry, "is not a string")
         name = entry.strip().lower()
-        if name.startswith("[") or ":" not in name:
-            ok = _NAME_RE.fullmatch(name) is not None and name not in (".", "")
+        if ":" in name:
+            # An IPv6 literal, bracketed or not; anything else with a colon
+            # has a port. Stored the way it appears in Host.
+            ok = _is_ipv6(name.removeprefix("[").removesuffix("]"))
+            name = f"[{name.removeprefix('[').removesuffix(']')}]"
         else:
-            # A bare IPv6 literal: store it the way it appears in Host.
-            name = f"[{name}]"
-            ok = _NAME_RE.fullmatch(name) is not None
+            ok = (
+                _NAME_RE.fullmatch(name) is not None
+                and name not in (".", "")
+                and len(name) <= 253
+            )
         if not ok:
             raise ConfigError(
                 setting,
@@ -56,6 +62,16 @@ def parse_trusted_hosts(entries: Iterable[str], *, setting: str) -> tuple[str, .
             setting, list(entries), "is empty; list at least one host name"
         )
     return tuple(out)
+
+
+def _is_ipv6(text: str) -> bool:
+    if "%" in text:
+        return False  # zone ids have no place in a Host header
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def host_is_trusted(host: object, trusted: tuple[str, ...]) -> bool:

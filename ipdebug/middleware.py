@@ -203,8 +203,20 @@ class IPDebugMiddleware:
     def _admit(self, environ: WSGIEnvironment, window: Window) -> str | None:
         gate = self._gate
         if gate is None or gate.window is not window:
-            gate = self._gate = make_window_gate(self.settings, window, self._log_once)
+            gate = self._gate = make_window_gate(
+                self.settings, window, self._log_once, self._forwarded_seen
+            )
         return gate.client(environ)
+
+    def _forwarded_seen(self, peer: str) -> None:
+        """Evidence for ``ipdebug doctor``, and a hint for the operator."""
+        self.audit("request.forwarded", peer=peer, forwarded=True)
+        self._log_once(
+            logging.WARNING,
+            f"ipdebug saw a forwarding header on a request from {peer} but "
+            "trusted_proxies is unset: behind a proxy, every client looks like "
+            "the proxy; list it in trusted_proxies (IPDEBUG_TRUSTED_PROXIES)",
+        )
 
     def _answer_relayed(self, forwarded: dict[str, t.Any]) -> Answer:
         """Answer a debugger request another process forwarded to this one,

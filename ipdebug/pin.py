@@ -121,7 +121,11 @@ def cookie_is_valid(
     # Issued inside the window (a minute of clock skew between workers).
     if not created - 60 <= int(stamp) <= now + 60:
         return False
-    return hmac.compare_digest(mac, _mac(pin_hash, window_id, stamp))
+    # Bytes: compare_digest refuses non-ASCII str, and the cookie is the
+    # client's.
+    return hmac.compare_digest(
+        mac.encode("utf-8", "replace"), _mac(pin_hash, window_id, stamp).encode()
+    )
 
 
 def _mac(pin_hash: PinHash, window_id: str, stamp: str) -> str:

@@ -130,3 +130,24 @@ def test_the_durable_trail_beside_the_flag_holds_every_event(
         and opened.pin.replace("-", "") not in text
         and secret not in text
     )
+
+
+def test_a_forwarding_header_without_trusted_proxies_is_noted_once(
+    make: t.Callable[..., IPDebugMiddleware], records: t.Any
+) -> None:
+    middleware = make()
+    open_window(middleware)
+    for addr in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+        client(middleware, addr=addr, HTTP_X_FORWARDED_FOR="203.0.113.7").get("/")
+    noted = [
+        r
+        for r in records.records
+        if getattr(r, "ipdebug_event", "") == "request.forwarded"
+    ]
+    assert len(noted) == 1 and "peer='127.0.0.1'" in noted[0].getMessage()
+    warnings = [
+        r.getMessage()
+        for r in records.records
+        if r.levelname == "WARNING" and "trusted_proxies is unset" in r.getMessage()
+    ]
+    assert len(warnings) == 1

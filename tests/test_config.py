@@ -45,6 +45,11 @@ def test_parse_duration(value: object, seconds: float) -> None:
         "1d",
         "m",
         "1.5h",
+        "\u00b2",  # a superscript two: str.isdigit() says yes
+        "\u0663",  # an Arabic-Indic three
+        "1" + "0" * 400 + "h",
+        "1" * 4301 + "s",
+        10**400,
         True,
         None,
         [],

@@ -66,6 +66,19 @@ def test_missing_flag_is_off(flag: str) -> None:
             lambda f: write_flag(f, ipdebug=2), "has format 2", id="future-format"
         ),
         pytest.param(
+            lambda f: write_flag(f, ipdebug=True), "has format True", id="format-bool"
+        ),
+        pytest.param(
+            lambda f: write_flag(f, until=10**400),
+            "has no valid 'until'",
+            id="until-huge-int",
+        ),
+        pytest.param(
+            lambda f: Path(f).write_text("[" * 5000),
+            "nested too deeply",
+            id="deep-nesting",
+        ),
+        pytest.param(
             lambda f: write_flag(f, until="soon"),
             "has no valid 'until'",
             id="until-type",

@@ -50,6 +50,9 @@ def test_host_is_trusted(host: object, expected: bool) -> None:
         pytest.param("", id="empty"),
         pytest.param("exa mple.com", id="space"),
         pytest.param(".", id="dot"),
+        pytest.param("127.0.0.1:8000", id="ipv4-with-port"),
+        pytest.param("[fe80::1%eth0]", id="zone-id"),
+        pytest.param("a" * 300, id="too-long"),
     ],
 )
 def test_parse_trusted_hosts_rejects(entry: str) -> None:

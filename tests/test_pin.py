@@ -67,5 +67,14 @@ def test_cookie_is_bound_to_its_window_and_pin() -> None:
     assert not cookie_is_valid(
         f"{int(stamp) + 1}.{mac}", hashed, "a" * 32, created=990.0, now=1010.0
     )
-    for junk in ["", "x", "1000.", ".abc", "1000|" + mac, None]:
+    for junk in [
+        "",
+        "x",
+        "1000.",
+        ".abc",
+        "1000|" + mac,
+        None,
+        "1000.\u00e9",
+        f"{stamp}.{mac[:-1]}\u00e9",
+    ]:
         assert not cookie_is_valid(junk, hashed, "a" * 32, created=990.0, now=1010.0)
