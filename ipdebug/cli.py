@@ -5,23 +5,26 @@
     ipdebug enable [--for 15m] [--allow ADDR|CIDR|ssh ...] [--reason TEXT] [--flag PATH] [--json]
     ipdebug disable [--flag PATH] [--json]
     ipdebug status [--flag PATH] [--json]
+    ipdebug doctor [APP_IMPORT_PATH] [--flag PATH] [--json]
 
 Exit codes: 0 success, 1 the flag cannot be written or read (or ``status``
 found a flag the middleware refuses), 2 usage errors. Errors are one line on
-standard error naming the bad value and the fix.
+standard error naming the bad value and the fix. ``doctor`` exits 1 when it
+finds something critical (see :mod:`ipdebug.doctor`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import typing as t
 from datetime import datetime
 
 from . import __version__
 from .api import Enabled, Status, disable, enable, status
-from .config import DEFAULT_WINDOW, format_duration
+from .config import DEFAULT_WINDOW, format_duration, resolve_flag
 from .errors import ConfigError, FlagWriteError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -77,6 +80,19 @@ def _parser() -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=text)
         p.add_argument("--flag", help=flag_help)
         p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = commands.add_parser(
+        "doctor", help="check this deployment for known mistakes (ipdebug.doctor)"
+    )
+    p.add_argument(
+        "app",
+        nargs="?",
+        metavar="APP_IMPORT_PATH",
+        help="the app as gunicorn names it (wsgi:app, wsgi:create_app()), "
+        "imported from the current directory",
+    )
+    p.add_argument("--flag", help=flag_help)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -86,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command is None:
             raise _UsageError(
-                "ipdebug: choose a command: enable, disable or status (see 'ipdebug --help')"
+                "ipdebug: choose a command: enable, disable, status or doctor (see 'ipdebug --help')"
             )
         if args.command == "enable":
             allow = None if args.allow is None else ",".join(args.allow)
@@ -102,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             _print(args.json, {"enabled": False, "was_enabled": existed}, text)
             return EXIT_OK
+        if args.command == "doctor":
+            return _doctor(args.app, args.flag, args.json)
         current = status(args.flag)
         _print(args.json, _status_json(current), _status_text(current))
         return EXIT_RUNTIME if current.problem else EXIT_OK
@@ -114,6 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     except FlagWriteError as exc:
         print(f"ipdebug: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
+
+
+def _doctor(app: str | None, flag: str | None, as_json: bool) -> int:
+    from . import doctor  # imports Werkzeug, and the app: only for doctor
+
+    found = doctor.run_checks(app, os.environ, flag=flag)
+    location = resolve_flag(flag, os.environ)
+    data = doctor.report_json(found, app=app, flag=location)
+    _print(as_json, data, doctor.report_text(found, app=app, flag=location))
+    return EXIT_RUNTIME if data["critical"] else EXIT_OK
 
 
 def _print(as_json: bool, data: dict[str, object], text: str) -> None:
