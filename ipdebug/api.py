@@ -50,6 +50,7 @@ class Enabled:
     reason: str
     flag: str
     window_id: str
+    attach: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def enable(
         reason=reason,
         flag=store.location,  # a URL's password is redacted here
         window_id=window.id,
+        attach=attach,
     )
 
 

@@ -24,7 +24,14 @@ from datetime import datetime
 
 from . import __version__
 from .api import Enabled, Status, disable, enable, status
-from .config import DEFAULT_WINDOW, format_duration, resolve_flag
+from .attach import attach_terminal
+from .config import (
+    DEFAULT_WINDOW,
+    format_duration,
+    parse_duration,
+    resolve_flag,
+    state_directory,
+)
 from .errors import ConfigError, FlagWriteError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -70,8 +77,25 @@ def _parser() -> argparse.ArgumentParser:
         "repeat or separate with commas (default: the app's own allow setting)",
     )
     p.add_argument("--reason", default="", help="why, for the audit log (e.g. INC-42)")
+    p.add_argument(
+        "--attach",
+        choices=("pdb", "debugpy"),
+        help="also an external debugger: pdb (a failing request waits for "
+        "'ipdebug attach') or debugpy (for an IDE, on 127.0.0.1)",
+    )
     p.add_argument("--flag", help=flag_help)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = commands.add_parser(
+        "attach", help="connect this terminal to a waiting pdb session (--attach pdb)"
+    )
+    p.add_argument(
+        "--wait",
+        default="60s",
+        metavar="DURATION",
+        help="how long to wait for a failing request (default 60s)",
+    )
+    p.add_argument("--flag", help=flag_help)
 
     for name, text in (
         ("disable", "close the window now"),
@@ -102,12 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command is None:
             raise _UsageError(
-                "ipdebug: choose a command: enable, disable, status or doctor (see 'ipdebug --help')"
+                "ipdebug: choose a command: enable, disable, status, attach or doctor (see 'ipdebug --help')"
             )
         if args.command == "enable":
             allow = None if args.allow is None else ",".join(args.allow)
             opened = enable(
-                args.duration, allow=allow, reason=args.reason, flag=args.flag
+                args.duration,
+                allow=allow,
+                reason=args.reason,
+                flag=args.flag,
+                attach=args.attach,
             )
             _print(args.json, _enabled_json(opened), _enabled_text(opened))
             return EXIT_OK
@@ -120,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "doctor":
             return _doctor(args.app, args.flag, args.json)
+        if args.command == "attach":
+            wait = parse_duration(args.wait, setting="--wait")
+            directory = state_directory(resolve_flag(args.flag, os.environ), "attach")
+            return attach_terminal(directory, wait=wait)
         current = status(args.flag)
         _print(args.json, _status_json(current), _status_text(current))
         return EXIT_RUNTIME if current.problem else EXIT_OK
@@ -169,6 +201,7 @@ def _enabled_json(opened: Enabled) -> dict[str, object]:
         "flag": opened.flag,
         "reason": opened.reason,
         "window": opened.window_id[:8],
+        "attach": opened.attach,
     }
 
 
@@ -187,6 +220,14 @@ def _enabled_text(opened: Enabled) -> str:
         "The PIN unlocks the console of this window only; it is stored nowhere.",
         "Running apps see the window within a second. Close it early with: ipdebug disable",
     ]
+    if opened.attach == "pdb":
+        lines.append(
+            "External debugger: run 'ipdebug attach' in another session, then load the failing page."
+        )
+    elif opened.attach == "debugpy":
+        lines.append(
+            "External debugger: load a page, then 'ipdebug attach' says where debugpy listens."
+        )
     return "\n".join(lines)
 
 
@@ -200,6 +241,7 @@ def _status_json(current: Status) -> dict[str, object]:
         "flag": current.flag,
         "expired_at": _iso(current.expired_at),
         "problem": current.problem,
+        "attach": current.attach,
     }
 
 

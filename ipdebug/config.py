@@ -19,6 +19,7 @@ argument                          environment variable        default
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import pwd
@@ -234,3 +235,14 @@ def _list_setting(
     if isinstance(value, str):
         return name, split_list(value)
     return name, list(value)
+
+
+def state_directory(flag: str, name: str) -> str:
+    """Where host-local sockets live (``relay``, ``attach``): a private
+    directory beside a flag file, or, for a flag in Redis, one per flag URL
+    in this user's default state directory.
+    """
+    if "://" not in flag:
+        return os.path.join(os.path.dirname(flag), name)
+    digest = hashlib.sha256(flag.encode()).hexdigest()[:12]
+    return os.path.join(os.path.dirname(default_flag()), f"{name}-{digest}")

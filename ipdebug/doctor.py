@@ -55,12 +55,19 @@ from dataclasses import dataclass, replace
 
 from .address import Networks
 from .api import status
-from .config import Settings, default_flag, format_duration, load_settings, resolve_flag
+from .config import (
+    Settings,
+    default_flag,
+    format_duration,
+    load_settings,
+    resolve_flag,
+    state_directory,
+)
 from .errors import ConfigError, FlagError
 from .filestore import unsafe_directory
 from .flag import Window, open_store
 from .hosts import DEFAULT_TRUSTED_HOSTS, host_is_trusted
-from .middleware import IPDebugMiddleware, state_directory
+from .middleware import IPDebugMiddleware
 from .pin import MAX_PIN_FAILURES
 
 Severity = t.Literal["critical", "warning", "info"]

@@ -26,7 +26,6 @@ same status, headers and body, exceptions propagated as without ipdebug.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -40,7 +39,7 @@ from werkzeug.wrappers import Request
 
 from .attach import Debugpy
 from .audit import Auditor, LogOnce, logger
-from .config import Duration, Settings, default_flag, load_settings
+from .config import Duration, Settings, load_settings, state_directory
 from .debugger import Debugger
 from .errors import ConfigError
 from .flag import FlagStore, Window, open_store
@@ -309,17 +308,6 @@ _INSTANCES: weakref.WeakSet[IPDebugMiddleware] = weakref.WeakSet()
 def instances() -> list[IPDebugMiddleware]:
     """The middlewares alive in this process."""
     return list(_INSTANCES)
-
-
-def state_directory(flag: str, name: str) -> str:
-    """Where host-local sockets live (``relay``, ``attach``): a private
-    directory beside a flag file, or, for a flag in Redis, one per flag URL
-    in this user's default state directory.
-    """
-    if "://" not in flag:
-        return os.path.join(os.path.dirname(flag), name)
-    digest = hashlib.sha256(flag.encode()).hexdigest()[:12]
-    return os.path.join(os.path.dirname(default_flag()), f"{name}-{digest}")
 
 
 def _connect_integrations() -> None:

@@ -70,6 +70,7 @@ def test_enable_status_disable_round_trip_in_json(
         "flag": None,
         "expired_at": None,
         "problem": None,
+        "attach": None,
     }
 
 
@@ -255,3 +256,22 @@ def test_installed_commands_behave_the_same(command: list[str], flag: str) -> No
         check=False,
     )
     assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr
+
+
+def test_enable_attach_and_the_attach_command(
+    flag: str, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    code, out, _ = run(capsys, "enable", "--attach", "pdb", "--flag", flag, "--json")
+    assert code == 0 and json.loads(out)["attach"] == "pdb"
+    assert (
+        json.loads(run(capsys, "status", "--flag", flag, "--json")[1])["attach"]
+        == "pdb"
+    )
+    code, out, _ = run(capsys, "enable", "--attach", "pdb", "--flag", flag)
+    assert "ipdebug attach" in out
+    # No failing request comes: attach says so and exits 1.
+    code, _, err = run(capsys, "attach", "--wait", "1s", "--flag", flag)
+    assert code == 1 and "no debugger waiting" in err
+    assert run(capsys, "attach", "--wait", "soon", "--flag", flag)[0] == 2
+    code, _, err = run(capsys, "enable", "--attach", "gdb", "--flag", flag)
+    assert code == 2 and "invalid choice: 'gdb'" in err
