@@ -19,78 +19,47 @@ for one developer on one process:
   aborts the connection, instead of ending a truncated body cleanly;
 - every response of the debugger carries ``Cache-Control: no-store``.
 
-**This is the only module that touches Werkzeug's debugger internals.** Each
-use is marked ``Werkzeug internal`` and was checked against Werkzeug
-3.1.4 to 3.1.9; ``tests/test_werkzeug_contract.py`` fails loudly if a new
-release changes them.
+The Werkzeug internals it uses are wrapped in :mod:`ipdebug.internals`, the
+PIN in :mod:`ipdebug.pinguard`, the held response in :mod:`ipdebug.held`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import pkgutil
 import secrets
-import threading
 import time
 import typing as t
-from collections import OrderedDict
 from contextlib import ExitStack
 from io import BytesIO
-from os.path import basename
 from zlib import adler32
 
-# Werkzeug internal: the traceback model and renderers behind
-# DebuggedApplication (werkzeug/debug/tbtools.py), and the frame stand-in of
-# its standalone console (werkzeug/debug/__init__.py).
-from werkzeug.debug import _ConsoleFrame
-from werkzeug.debug.tbtools import (
-    DebugFrameSummary,
-    DebugTraceback,
-    render_console_html,
-)
 from werkzeug.http import dump_cookie
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
+from . import internals
 from .attach import Debugpy, post_mortem
-from .audit import Auditor, LogOnce, logger
+from .audit import Auditor, logger
 from .banner import CLOSE_PARAM, CLOSE_VALUE, CLOSED_HTML, banner_html
 from .config import DEFAULT_ATTACH_WAIT, INSTANCE_RE
 from .errors import FlagError
 from .flag import FlagStore, Window
-from .pin import MAX_PIN_FAILURES, cookie_is_valid, make_cookie
+from .held import HeldResponse
+from .internals import Frame
+from .pinguard import PinGuard
 from .relay import OwnerGone, Relay, owner_pid
+from .sessions import Contexts, Session, Sessions
 from .stash import EXCEPTION_KEY, GATED_KEY
 
 if t.TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-_Frame = DebugFrameSummary | _ConsoleFrame
 _NO_STORE = ("Cache-Control", "no-store")
 #: Set on debugger pages: a load balancer routes ``__debugger__`` requests
 #: to the instance it names (see the README on fleets).
 ROUTE_COOKIE = "ipdebug_route"
 INSTANCE_HEADER = "X-IPDebug-Instance"
-
-
-class _Session:
-    """What one process holds for one window."""
-
-    __slots__ = ("contexts", "frames", "pid", "secret", "tracebacks", "window_id")
-
-    def __init__(self, window_id: str | None, instance: str) -> None:
-        self.pid = os.getpid()
-        self.window_id = window_id
-        # The pid lets a multi-process server route a console request to the
-        # process that holds the frame, the instance names the server in a
-        # fleet; the random part is the secret.
-        self.secret = f"{self.pid}x{secrets.token_hex(16)}~{instance}"
-        self.frames: dict[int, _Frame] = {}
-        self.contexts: dict[int, list[t.ContextManager[t.Any]]] = {}
-        self.tracebacks: OrderedDict[int, list[int]] = OrderedDict()
 
 
 class Debugger:
@@ -133,9 +102,8 @@ class Debugger:
         self.evalex = evalex
         self.console_path = console_path
         self.max_tracebacks = max_tracebacks
-        self._lock = threading.Lock()
-        self._log_once = LogOnce(limit=16)
-        self._session = _Session(None, instance)
+        self.pins = PinGuard(store, audit)
+        self.sessions = Sessions(instance, max_tracebacks)
         #: Set by the middleware to route requests between processes.
         self.relay: Relay | None = None
         #: External debuggers (``ipdebug enable --attach``), set by the
@@ -149,32 +117,13 @@ class Debugger:
         self.audit("debugger.refused", client, status=status, reason=message)
         return Response(f"ipdebug: {message}\n", status=status, mimetype="text/plain")
 
-    # Sessions
-
     def reset(self, window: Window | None) -> None:
         """Drop every traceback and draw a new secret."""
-        with self._lock:
-            self._session = _Session(window.id if window else None, self.instance)
-
-    def session(self, window: Window) -> _Session:
-        """This process's session for ``window``: new after a fork; a
-        throwaway one, keeping nothing, for a request that was gated in just
-        before its window ended (the session then belongs to no window or
-        to the next one, whose frames it must not receive).
-        """
-        session = self._session
-        if session.window_id != window.id:
-            return _Session(window.id, self.instance)
-        if session.pid != os.getpid():
-            with self._lock:
-                session = self._session
-                if session.pid != os.getpid():
-                    session = self._session = _Session(session.window_id, self.instance)
-        return session
+        self.sessions.reset(window)
 
     @property
     def traceback_count(self) -> int:
-        return len(self._session.tracebacks)
+        return self.sessions.traceback_count
 
     # Dispatch
 
@@ -232,7 +181,7 @@ class Debugger:
         cmd = args.get("cmd")
         if cmd == "resource":
             return self.resource(request, args.get("f", ""))
-        session = self.session(window)
+        session = self.sessions.get(window)
         secret = args.get("s", "")
         if not secrets.compare_digest(secret.encode(), session.secret.encode()):
             local, sep, owner = secret.partition("~")
@@ -263,7 +212,7 @@ class Debugger:
         if args.get(CLOSE_PARAM) == CLOSE_VALUE:
             return self.close_window(request, window, client)
         if cmd == "pinauth":
-            return self.pin_auth(request, window, client)
+            return self.pins.authenticate(request, window, client)
         if cmd == "printpin":
             # Werkzeug would write its PIN to the server log here; the
             # window's PIN was shown by `ipdebug enable` and is kept nowhere.
@@ -281,7 +230,7 @@ class Debugger:
                 "failing page",
                 client,
             )
-        if not self.pin_trusted(request.environ, window):
+        if not self.pins.trusted(request.environ, window):
             return self.refuse(403, "the console is locked; enter the PIN", client)
         return self.execute(session, frame, cmd, client)
 
@@ -313,27 +262,22 @@ class Debugger:
 
     def resource(self, request: Request, name: str) -> Response:
         """A static file of Werkzeug's debugger (JavaScript, CSS, icons)."""
-        # Werkzeug internal: the files live in werkzeug/debug/shared/, served
-        # as DebuggedApplication.get_resource does.
-        try:
-            data = pkgutil.get_data("werkzeug.debug", f"shared/{basename(name)}")
-        except OSError:
-            data = None
-        if not data or not name:
+        data = internals.resource(name)
+        if data is None:
             return self.refuse(404, "no such debugger resource", None)
         etag = str(adler32(data) & 0xFFFFFFFF)
         return send_file(BytesIO(data), request.environ, download_name=name, etag=etag)
 
     def console(self, request: Request, window: Window, client: str) -> Response:
         """Werkzeug's standalone console at ``console_path``."""
-        session = self.session(window)
-        with self._lock:
-            if 0 not in session.frames:
-                session.frames[0] = _ConsoleFrame({"app": self.app})
+        session = self.sessions.get(window)
+        self.sessions.console_frame(
+            session, lambda: internals.console_frame({"app": self.app})
+        )
         self.audit("debugger.console", client, path=request.path)
-        html = render_console_html(
+        html = internals.console_page(
             secret=session.secret,
-            evalex_trusted=self.pin_trusted(request.environ, window),
+            evalex_trusted=self.pins.trusted(request.environ, window),
         )
         response = Response(
             self.with_banner(html, window, session.secret), mimetype="text/html"
@@ -349,10 +293,7 @@ class Debugger:
             secret=secret,
             deployment_allow=self.deployment_allow,
         )
-        # Werkzeug internal: the page's body starts with this element
-        # (tbtools.HEADER); without it the page is served without banner.
-        marker = '<div class="debugger">'
-        return html.replace(marker, marker + banner, 1)
+        return internals.with_banner(html, banner)
 
     def route_cookie(self, environ: WSGIEnvironment) -> str:
         """The routing hint for a load balancer in front of a fleet."""
@@ -366,17 +307,19 @@ class Debugger:
         )
 
     def execute(
-        self, session: _Session, frame: _Frame, cmd: str, client: str
+        self, session: Session, frame: Frame, cmd: str, client: str
     ) -> Response:
         """Run one console command in a frame, with the contexts (Flask's
         app and request context) that were active when it failed.
         """
         # Audited before it runs: the command may never return.
-        self.audit("console.command", client, source=cmd, frame=_describe(frame))
+        self.audit(
+            "console.command", client, source=cmd, frame=internals.describe(frame)
+        )
         with ExitStack() as stack:
             for context in session.contexts.get(id(frame), ()):
                 stack.enter_context(context)
-            output = frame.eval(cmd)
+            output = internals.evaluate(frame, cmd)
         return Response(output, mimetype="text/html")
 
     def close_window(self, request: Request, window: Window, client: str) -> Response:
@@ -385,7 +328,7 @@ class Debugger:
         """
         if request.method != "POST":
             return self.refuse(405, "closing the window takes a POST", client)
-        if not self.pin_trusted(request.environ, window):
+        if not self.pins.trusted(request.environ, window):
             return self.refuse(403, "enter the PIN before closing the window", client)
         if request.args.get("window") != window.id:
             return self.refuse(409, "this page belongs to an earlier window", client)
@@ -402,70 +345,6 @@ class Debugger:
         self.audit("window.disabled", client, window=window.id[:8], via="banner")
         return Response(CLOSED_HTML, mimetype="text/html")
 
-    # PIN
-
-    def pin_trusted(self, environ: WSGIEnvironment, window: Window) -> bool:
-        """Whether the browser holds a PIN cookie of this window and the
-        window's console is not locked.
-        """
-        if self.pin_failures(window) >= MAX_PIN_FAILURES:
-            return False
-        value = _cookie_value(environ.get("HTTP_COOKIE", ""), cookie_name(window))
-        return cookie_is_valid(
-            value, window.pin, window.id, window.created, time.time()
-        )
-
-    def pin_failures(self, window: Window) -> int:
-        try:
-            return self.store.pin_failures(window.id)
-        except Exception:
-            # Once per process: a store outage would otherwise log at
-            # request rate.
-            self._log_once(
-                logging.ERROR,
-                "ipdebug cannot read the PIN failure count: console locked",
-                exc_info=True,
-            )
-            return MAX_PIN_FAILURES
-
-    def pin_auth(self, request: Request, window: Window, client: str) -> Response:
-        """Werkzeug's ``pinauth`` command: JSON ``{"auth", "exhausted"}``."""
-        auth = exhausted = False
-        if self.pin_trusted(request.environ, window):
-            auth = True
-        elif self.pin_failures(window) >= MAX_PIN_FAILURES:
-            exhausted = True
-            self.audit("pin.locked", client)
-        elif window.pin.verify(request.args.get("pin", "")):
-            auth = True
-            self.audit("pin.success", client)
-        else:
-            try:
-                failures = self.store.count_pin_failure(window.id)
-            except Exception:
-                self._log_once(
-                    logging.ERROR,
-                    "ipdebug cannot count a PIN failure: console locked",
-                    exc_info=True,
-                )
-                failures = MAX_PIN_FAILURES
-            exhausted = failures >= MAX_PIN_FAILURES
-            self.audit("pin.failure", client, failures=failures)
-        response = Response(
-            json.dumps({"auth": auth, "exhausted": exhausted}),
-            mimetype="application/json",
-        )
-        if auth:
-            response.set_cookie(
-                cookie_name(window),
-                make_cookie(window.pin, window.id, time.time()),
-                max_age=max(1, int(window.until - time.time())),
-                httponly=True,
-                samesite="Strict",
-                secure=request.is_secure,
-            )
-        return response
-
     # The application, with the debugger page for its errors
 
     def run_app(
@@ -478,11 +357,11 @@ class Debugger:
         """Run the app; on an unhandled exception (raised, or handed over by
         a framework integration) serve the debugger page instead.
         """
-        contexts: list[t.ContextManager[t.Any]] = []
+        contexts: Contexts = []
         if self.evalex:
             environ["werkzeug.debug.preserve_context"] = contexts.append
         environ[GATED_KEY] = True
-        response = _HeldResponse(start_response)
+        response = HeldResponse(start_response)
         app_iter: t.Iterable[bytes] | None = None
         error: BaseException | None = None
         skip = 0
@@ -559,33 +438,20 @@ class Debugger:
         self,
         error: BaseException,
         skip: int,
-        contexts: list[t.ContextManager[t.Any]],
+        contexts: Contexts,
         environ: WSGIEnvironment,
         window: Window,
         client: str,
     ) -> bytes:
         """The debugger page for ``error``; keeps its frames for the console."""
-        # Werkzeug internal: DebugTraceback(...).all_frames and
-        # .render_debugger_html(...), as DebuggedApplication.debug_application
-        # uses them.
-        tb = DebugTraceback(error, skip=skip)
-        session = self.session(window)
-        with self._lock:
-            ids = [id(frame) for frame in tb.all_frames]
-            for frame in tb.all_frames:
-                session.frames[id(frame)] = frame
-                session.contexts[id(frame)] = contexts
-            session.tracebacks[id(tb)] = ids
-            while len(session.tracebacks) > self.max_tracebacks:
-                _, dropped = session.tracebacks.popitem(last=False)
-                for frame_id in dropped:
-                    session.frames.pop(frame_id, None)
-                    session.contexts.pop(frame_id, None)
+        tb = internals.Traceback(error, skip=skip)
+        session = self.sessions.get(window)
+        self.sessions.keep(session, id(tb), tb.frames, contexts)
         html = self.with_banner(
-            tb.render_debugger_html(
+            tb.page(
                 evalex=self.evalex,
                 secret=session.secret,
-                evalex_trusted=self.pin_trusted(environ, window),
+                evalex_trusted=self.pins.trusted(environ, window),
             ),
             window,
             session.secret,
@@ -600,61 +466,8 @@ class Debugger:
         if skip:
             # Like Werkzeug (and like the server without ipdebug), put the
             # traceback in the server's error log.
-            environ["wsgi.errors"].write(tb.render_traceback_text())
+            environ["wsgi.errors"].write(tb.text())
         return html.encode("utf-8")
-
-
-class _HeldResponse:
-    """Holds the app's status and headers until its first body bytes, so that
-    an error before them can still be answered with the debugger page in one
-    clean ``start_response`` call.
-    """
-
-    def __init__(self, start_response: StartResponse) -> None:
-        self._start_response = start_response
-        self._held: tuple[str, list[tuple[str, str]], OptExcInfo | None] | None = None
-        self._write: t.Callable[[bytes], object] | None = None
-        self.sent = False
-
-    def start_response(
-        self,
-        status: str,
-        headers: list[tuple[str, str]],
-        exc_info: OptExcInfo | None = None,
-    ) -> t.Callable[[bytes], object]:
-        if self.sent:
-            # PEP 3333: only legal with exc_info, and the server re-raises.
-            return self._start_response(status, headers, exc_info)
-        self._held = (status, headers, exc_info)
-        return self.write
-
-    def send(self) -> None:
-        if not self.sent and self._held is not None:
-            self._write = self._start_response(*self._held)
-            self.sent = True
-
-    def write(self, data: bytes) -> None:
-        self.send()
-        if self._write is not None:
-            self._write(data)
-
-
-def cookie_name(window: Window) -> str:
-    """Per window, so windows of apps on one host never overwrite each
-    other's cookie (cookies ignore the port).
-    """
-    return f"__ipdebug_{window.id[:12]}"
-
-
-def _cookie_value(header: str, name: str) -> str | None:
-    """One cookie's value. Not Werkzeug's parse_cookie: it raises on any
-    cookie that is not UTF-8, and another site's cookie must not hide ours.
-    """
-    for part in header.split(";"):
-        key, sep, value = part.strip(" \t").partition("=")
-        if sep and key == name:
-            return value.strip(' \t"')
-    return None
 
 
 def _command_name(request: Request) -> str:
@@ -662,9 +475,3 @@ def _command_name(request: Request) -> str:
     # itself is audited once, by the owner that runs it.
     cmd = request.args.get("cmd", "")
     return cmd if cmd in ("pinauth", "printpin", "resource") else "console"
-
-
-def _describe(frame: _Frame) -> str:
-    if isinstance(frame, DebugFrameSummary):
-        return f"{frame.filename}:{frame.lineno} in {frame.name}"
-    return "standalone console"

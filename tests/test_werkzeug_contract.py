@@ -1,7 +1,7 @@
-"""The Werkzeug debugger internals ipdebug relies on (ipdebug/debugger.py).
+"""The Werkzeug debugger internals ipdebug relies on (ipdebug/internals.py).
 
 They are not public API. If a Werkzeug release changes one, these tests fail
-with a message naming it; fix ipdebug/debugger.py and the pinned range in
+with a message naming it; fix ipdebug/internals.py and the pinned range in
 pyproject.toml together.
 """
 
