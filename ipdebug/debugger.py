@@ -104,8 +104,10 @@ class Debugger:
         self.max_tracebacks = max_tracebacks
         self.pins = PinGuard(store, audit)
         self.sessions = Sessions(instance, max_tracebacks)
-        #: Set by the middleware to route requests between processes.
+        #: Set by the middleware to route requests between processes, or
+        #: why it cannot.
         self.relay: Relay | None = None
+        self.relay_problem: str | None = None
         #: External debuggers (``ipdebug enable --attach``), set by the
         #: middleware.
         self.attach_dir: str | None = None
@@ -203,6 +205,8 @@ class Debugger:
                 and not relayed
             ):
                 return self.forward(relay, pid, request, client)
+            if self.relay_problem and pid is not None and pid != session.pid:
+                return self.refuse(503, self.relay_problem, client)
             return self.refuse(
                 403,
                 "this debugger page belongs to another window or process; reload "

@@ -59,6 +59,13 @@ def wrap_worker(worker: t.Any, **options: t.Any) -> None:
         logger.info(
             "ipdebug: the application already uses IPDebugMiddleware; not wrapping it again"
         )
+    elif type(worker.wsgi).__module__.startswith("django."):
+        # A Django WSGIHandler: read IPDEBUG_* from its settings too, and
+        # take over its view exceptions.
+        from .django import wrap
+
+        worker.wsgi = wrap(worker.wsgi, **options)
+        existing = [worker.wsgi]
     else:
         worker.wsgi = IPDebugMiddleware(worker.wsgi, **options)
         existing = [worker.wsgi]

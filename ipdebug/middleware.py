@@ -159,7 +159,11 @@ class IPDebugMiddleware:
             on_change=self._window_changed,
             monotonic=_monotonic,
         )
-        if relay:
+        problem = _relay_problem() if relay else None
+        if problem:
+            self.debugger.relay_problem = problem
+            logger.warning("ipdebug: %s", problem)
+        elif relay:
             self.debugger.relay = Relay(
                 state_directory(self.settings.flag, "relay"),
                 handler=self._answer_relayed,
@@ -310,6 +314,19 @@ def instances() -> list[IPDebugMiddleware]:
     return list(_INSTANCES)
 
 
+def _relay_problem() -> str | None:
+    """Why the relay cannot work in this server, if it cannot."""
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is not None and not getattr(uwsgi, "has_threads", 1):
+        # The relay's listener is a Python thread; such a uWSGI never runs
+        # it while a worker waits for requests.
+        return (
+            "uWSGI runs without Python threads, so console requests cannot reach "
+            "the worker that rendered the page; restart uWSGI with --enable-threads"
+        )
+    return None
+
+
 def _connect_integrations() -> None:
     # Frameworks are imported only by their own modules, and only when the
     # application already uses them.
@@ -317,3 +334,7 @@ def _connect_integrations() -> None:
         from .flask import connect_signal
 
         connect_signal()
+    if "django" in sys.modules:
+        from .django import connect_signal as connect_django
+
+        connect_django()

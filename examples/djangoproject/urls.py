@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.index),
+    path("fail", views.fail),
+    path("missing", views.missing),
+    path("forbidden", views.forbidden),
+]
+
+handler500 = "examples.djangoproject.views.server_error"
