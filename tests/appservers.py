@@ -1,0 +1,234 @@
+"""Helpers for tests that start a WSGI server by command line (waitress,
+uWSGI) on a free loopback port or a unix socket, serving
+``tests.apps.wrapped``, always stopped; and HTTP over a unix socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import html
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+import typing as t
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import ipdebug
+
+from .conftest import secret_and_frame
+from .servers import ROOT, Reply, free_port, request, stop, wait_for_port
+
+#: What a client saw: the response but its ``Date``, or the exception that
+#: ended the exchange (uWSGI closes the connection when the app raises).
+Outcome = tuple[int, list[tuple[str, str]], bytes] | str
+
+
+@dataclasses.dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    log: Path
+    flag: str
+    port: int | None  # a TCP port on 127.0.0.1, or
+    unix: str | None  # a unix socket path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def audit(self, event: str) -> list[dict[str, t.Any]]:
+        """The records of ``event`` in the trail beside the flag."""
+        path = Path(self.flag).parent / "audit.log"
+        if not path.exists():
+            return []
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        return [r for r in records if r.get("event") == event]
+
+    def get(
+        self,
+        path: str,
+        *,
+        source: str = "127.0.0.1",
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> Reply:
+        """One GET on a new connection (from ``source`` over TCP)."""
+        if self.unix is not None:
+            return unix_request(self.unix, path, headers=headers, timeout=timeout)
+        assert self.port is not None
+        return request(self.port, path, source=source, headers=headers, timeout=timeout)
+
+    def outcome(
+        self,
+        path: str,
+        *,
+        source: str = "127.0.0.1",
+        headers: dict[str, str] | None = None,
+    ) -> Outcome:
+        """What a client sees, comparable between two servers."""
+        try:
+            return self.get(path, source=source, headers=headers).without_date()
+        except (http.client.HTTPException, OSError) as exc:
+            return type(exc).__name__
+
+
+@contextlib.contextmanager
+def serve(
+    tmp_path: Path,
+    command: Sequence[str],
+    *,
+    name: str,
+    unix: bool = False,
+    env: dict[str, str] | None = None,
+    shutdown: t.Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> Iterator[Served]:
+    """Run ``command`` (with ``{bind}`` replaced by ``127.0.0.1:PORT`` or a
+    unix socket path) in a new session, wait until it listens, and stop it
+    (and its children) whatever happens: ``shutdown(process)`` first, if
+    given, then SIGTERM to the session, then SIGKILL.
+    """
+    flag = flag_path(tmp_path)
+    log = tmp_path / f"{name}.log"
+    home = tmp_path / f"{name}-home"
+    home.mkdir(exist_ok=True)
+    port = None if unix else free_port()
+    # Short: a unix socket path is at most 107 bytes.
+    path = str(tmp_path / f"{name}.sock") if unix else None
+    bind = path if path is not None else f"127.0.0.1:{port}"
+    environ = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+        "IPDEBUG_FLAG": flag,
+        "IPDEBUG_ALLOW": "127.0.0.1",
+        **(env or {}),
+    }
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [arg.replace("{bind}", bind) for arg in command],
+            cwd=ROOT,
+            env=environ,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        if path is not None:
+            wait_for_unix(path, process)
+        else:
+            assert port is not None
+            wait_for_port(port, process=process)
+        yield Served(process=process, log=log, flag=flag, port=port, unix=path)
+    finally:
+        try:
+            if shutdown is not None:
+                shutdown(process)
+        finally:
+            stop(process)
+
+
+def wait_for_unix(
+    path: str, process: subprocess.Popen[bytes], timeout: float = 20.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with (
+            contextlib.suppress(OSError),
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock,
+        ):
+            sock.connect(path)
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {path} after {timeout}s")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """``http.client`` over a unix socket; the ``Host`` is ``127.0.0.1``."""
+
+    def __init__(self, path: str, timeout: float = 30.0) -> None:
+        super().__init__("127.0.0.1", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+def unix_request(
+    path: str, url: str, *, headers: dict[str, str] | None = None, timeout: float = 30.0
+) -> Reply:
+    conn = UnixHTTPConnection(path, timeout)
+    try:
+        conn.request("GET", url, headers=headers or {})
+        response = conn.getresponse()
+        return Reply(response.status, response.getheaders(), response.read())
+    finally:
+        conn.close()
+
+
+def flag_path(tmp_path: Path) -> str:
+    """The flag of every server :func:`serve` starts in ``tmp_path``."""
+    return str(tmp_path / "state" / "flag.json")
+
+
+def open_window_first(tmp_path: Path, *allow: str) -> ipdebug.Enabled:
+    """Open a window before the servers start: every process sees it at its
+    first request, with no wait.
+    """
+    return ipdebug.enable("5m", allow=list(allow), flag=flag_path(tmp_path), environ={})
+
+
+def open_window(server: Served, *allow: str) -> ipdebug.Enabled:
+    """Open a window while the server runs, and wait until it is seen."""
+    opened = ipdebug.enable("5m", allow=list(allow), flag=server.flag, environ={})
+    time.sleep(1.1)  # every process polls the flag at most once a second
+    return opened
+
+
+def is_debugger(reply: Reply) -> bool:
+    return reply.status == 500 and "Werkzeug Debugger" in reply.text
+
+
+def debugger_page(reply: Reply) -> tuple[str, str, int]:
+    """(secret, frame id, owner pid) of a debugger page."""
+    assert is_debugger(reply), reply.text[:300]
+    secret, frame = secret_and_frame(reply.text)
+    return secret, frame, int(secret.split("x")[0])
+
+
+def remote_addr(
+    server: Served, source: str = "127.0.0.1", headers: dict[str, str] | None = None
+) -> object:
+    """What the server put in ``REMOTE_ADDR`` for such a request."""
+    reply = server.get("/environ", source=source, headers=headers)
+    assert reply.status == 200, reply.text
+    return json.loads(reply.body)["REMOTE_ADDR"]
+
+
+def console_output(reply: Reply) -> str:
+    """The last line the console printed."""
+    assert reply.status == 200, reply.text
+    text = re.sub(r"<[^>]+>", "", reply.text)
+    return html.unescape(text).strip().splitlines()[-1]
+
+
+def debugger_path(secret: str, **params: str) -> str:
+    return "/?" + urllib.parse.urlencode({"__debugger__": "yes", "s": secret, **params})
+
+
+def unlock(server: Served, secret: str, pin: str) -> dict[str, str]:
+    """Enter the PIN; return the ``Cookie`` header that unlocks the console."""
+    reply = server.get(debugger_path(secret, cmd="pinauth", pin=pin))
+    assert reply.text == '{"auth": true, "exhausted": false}', reply.text
+    cookie = reply.header("Set-Cookie")
+    assert cookie
+    return {"Cookie": cookie.split(";")[0]}
