@@ -8,18 +8,9 @@ window on every host that uses the same Redis key.
     ipdebug enable --for 15m --allow ssh     # on any host, or anywhere with access
     gunicorn -c python:ipdebug.gunicorn -w 4 myapp:app   # on every host
 
-The URL is ``redis://`` (or ``rediss://`` for TLS), an optional
-``username:password@``, the host and port (default 6379), the database
-(``/0``) and these query options, nothing else:
-
-``key``
-    the flag's key (default ``ipdebug:flag``): letters, digits and
-    ``:_.-{}``. One key per application; its PIN counters and audit trail
-    live beside it, under ``<key>:``.
-``timeout``
-    seconds to wait for Redis (default 0.25, at most 0.5).
-``ssl_ca_certs``
-    for ``rediss://``: the CA bundle to check the server's certificate with.
+The URL is ``redis://`` (or ``rediss://`` for TLS), ``[user:password@]host
+[:port][/db]`` and the options ``key``, ``timeout`` and ``ssl_ca_certs``:
+see :mod:`ipdebug.redisurl` for each.
 
 How it behaves:
 
@@ -66,20 +57,15 @@ import threading
 import time
 import typing as t
 import weakref
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .audit import logger
 from .errors import ConfigError, FlagError, FlagWriteError
 from .flag import CLOCK_SKEW, Window
+from .redisurl import parse_url
 
 if t.TYPE_CHECKING:
     import redis
 
-#: The flag's key when the URL has no ``key`` option.
-DEFAULT_KEY = "ipdebug:flag"
-#: Seconds to wait for Redis (connect, and each answer) unless ``timeout``.
-DEFAULT_TIMEOUT = 0.25
 #: Seconds between two reads of the key by the background thread.
 REFRESH_INTERVAL = 0.25
 #: A window read longer ago than this (seconds) is not honoured: off.
@@ -92,126 +78,7 @@ MAX_AUDIT_RECORDS = 10_000
 #: end (a window it never read): long enough to outlive any real window.
 COUNTER_FALLBACK_TTL = 86_400.0
 
-_KEY_RE = re.compile(r"[A-Za-z0-9_.:{}\-]{1,128}", re.ASCII)
-_DB_RE = re.compile(r"/?(\d{1,5})?", re.ASCII)
 _WINDOW_ID_RE = re.compile(r"[0-9a-f]{16,64}", re.ASCII)
-_OPTIONS = ("key", "timeout", "ssl_ca_certs")
-
-
-def redact(url: str) -> str:
-    """``url`` with the password (everything between the first ``:`` and
-    the last ``@`` of the part after ``://``) replaced by ``***``.
-
-    It errs on the side of hiding too much, so that it is safe for URLs that
-    do not even parse.
-    """
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    user, colon, _ = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where and how to connect, parsed from the URL."""
-
-    tls: bool
-    host: str
-    port: int
-    db: int
-    username: str | None
-    password: str | None = None
-    key: str = DEFAULT_KEY
-    timeout: float = DEFAULT_TIMEOUT
-    ssl_ca_certs: str | None = None
-
-    def __repr__(self) -> str:
-        return f"_Target({self.location!r})"
-
-    @property
-    def location(self) -> str:
-        """The URL for people: normalised, the password replaced by ``***``."""
-        user = self.username or ""
-        userinfo = f"{user}:***@" if self.password else (f"{user}@" if user else "")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = "rediss" if self.tls else "redis"
-        return f"{scheme}://{userinfo}{host}:{self.port}/{self.db}?key={self.key}"
-
-
-def parse_url(url: str) -> _Target:
-    """Parse and validate a ``redis://`` or ``rediss://`` flag URL.
-
-    :raises ConfigError: naming the URL (password hidden) and what is wrong.
-    """
-    shown = redact(url)
-
-    def bad(reason: str) -> ConfigError:
-        return ConfigError("flag", shown, reason)
-
-    parts = urlsplit(url)
-    if parts.fragment:
-        raise bad("has a '#' part; percent-encode '#' in a password as %23")
-    if parts.scheme not in ("redis", "rediss"):
-        raise bad("is not a redis:// or rediss:// URL")
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        raise bad(
-            "has an invalid port or host; use redis://HOST:PORT/DB?key=KEY "
-            "(percent-encode '/', '?', '#' and '@' in a password)"
-        ) from None
-    if not parts.hostname:
-        raise bad("names no host; use redis://HOST:PORT/DB?key=KEY")
-    db_match = _DB_RE.fullmatch(parts.path)
-    if db_match is None:
-        raise bad(
-            "has a bad database number; use /0 (or another number) after the port"
-        )
-    db = int(db_match.group(1) or 0)
-    try:
-        query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
-    except ValueError:
-        if parts.query:
-            raise bad("has a malformed query; use ?key=NAME") from None
-        query = []
-    options: dict[str, str] = {}
-    for name, value in query:
-        if name not in _OPTIONS:
-            raise bad(
-                f"has an unknown option {name!r}; the options are {', '.join(_OPTIONS)}"
-            )
-        if name in options:
-            raise bad(f"has the option {name!r} twice")
-        options[name] = value
-    key = options.get("key", DEFAULT_KEY)
-    if not _KEY_RE.fullmatch(key):
-        raise bad(f"has a bad key {key!r}; use 1 to 128 letters, digits and ':_.-{{}}'")
-    timeout = DEFAULT_TIMEOUT
-    if "timeout" in options:
-        try:
-            timeout = float(options["timeout"])
-        except ValueError:
-            timeout = math.nan
-        if not 0.01 <= timeout <= 0.5:
-            raise bad(
-                f"has a bad timeout {options['timeout']!r}; give seconds from 0.01 to 0.5"
-            )
-    ca_certs = options.get("ssl_ca_certs")
-    if ca_certs is not None and parts.scheme != "rediss":
-        raise bad("has ssl_ca_certs but is not a rediss:// (TLS) URL")
-    return _Target(
-        tls=parts.scheme == "rediss",
-        host=parts.hostname,
-        port=port,
-        db=db,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        key=key,
-        timeout=timeout,
-        ssl_ca_certs=ca_certs or None,
-    )
 
 
 class RedisFlagStore:
@@ -225,7 +92,7 @@ class RedisFlagStore:
 
     Nothing connects and no thread starts until the store is first used.
 
-    :param url: ``redis://`` or ``rediss://`` URL (see the module docs).
+    :param url: ``redis://`` or ``rediss://`` URL (see :mod:`ipdebug.redisurl`).
     :raises ConfigError: for a bad URL, or when the ``redis`` package is
         missing (``pip install 'ipdebug[redis]'``).
     """

@@ -26,7 +26,7 @@ import pytest
 import ipdebug
 from ipdebug import config, doctor
 from ipdebug.cli import main
-from ipdebug.doctor import Finding, run_checks
+from ipdebug.doctor import Finding, environment, run_checks
 from ipdebug.filestore import FileFlagStore
 from ipdebug.pin import MAX_PIN_FAILURES
 
@@ -674,7 +674,8 @@ def test_forwarded_requests_in_the_audit_trail(flag: str, proc: Path) -> None:
 def test_a_werkzeug_outside_the_tested_range(
     flag: str, proc: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(doctor, "_version", lambda dist: (3, 2, 0))
+    # check_werkzeug reads _version in ipdebug.doctor.environment: patch it there.
+    monkeypatch.setattr(environment, "_version", lambda dist: (3, 2, 0))
     finding = only(checks(flag, proc), "IPD050")
     assert finding.message.startswith("Werkzeug 3.2.0 is installed")
     assert "werkzeug" in finding.fix.lower()
@@ -717,6 +718,17 @@ def test_command_clean_exits_0(
     out = capsys.readouterr().out
     assert out.startswith("ipdebug doctor: no problems found (flag ")
     assert "app not checked" in out
+
+
+def test_command_looks_for_processes_in_the_patched_proc(
+    flag: str, proc: Path, quiet_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The command passes no proc=: run_checks reads ipdebug.doctor.PROC, which
+    # the proc fixture patches. This fails if that patch stops taking effect.
+    fake_process(proc, 100, ["flask", "run"], {})
+    assert main(["doctor", "--flag", flag]) == 1
+    out = capsys.readouterr().out
+    assert "CRITICAL IPD015 Werkzeug's development server runs here: 'flask run' (pid 100)" in out  # fmt: skip
 
 
 def test_command_prints_each_finding_and_exits_1_when_critical(

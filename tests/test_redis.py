@@ -25,7 +25,8 @@ from ipdebug import IPDebugMiddleware
 from ipdebug.cli import main
 from ipdebug.errors import ConfigError, FlagError, FlagWriteError
 from ipdebug.flag import open_store
-from ipdebug.redisstore import MAX_FLAG_BYTES, RedisFlagStore, parse_url, redact
+from ipdebug.redisstore import MAX_FLAG_BYTES, RedisFlagStore
+from ipdebug.redisurl import parse_url, redact
 
 from .conftest import (
     OPERATOR,
