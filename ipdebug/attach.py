@@ -29,7 +29,6 @@ import json
 import os
 import pdb
 import socket
-import stat
 import sys
 import threading
 import time
@@ -37,6 +36,7 @@ import typing as t
 from collections.abc import Callable
 
 from .audit import Auditor, logger
+from .private import listen, private_directory
 
 #: An attached pdb session that sees no input for this long ends.
 IDLE_TIMEOUT = 600.0
@@ -44,22 +44,6 @@ IDLE_TIMEOUT = 600.0
 BREAK_HEADER = "HTTP_X_IPDEBUG_BREAK"
 
 _counter = iter(range(1, 1 << 62))
-
-
-def private_directory(path: str) -> str:
-    """Create (0700) and check a directory only this user can enter.
-
-    :raises OSError: when it exists with the wrong owner or mode.
-    """
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    st = os.lstat(path)
-    if (
-        not stat.S_ISDIR(st.st_mode)
-        or st.st_uid != os.geteuid()
-        or stat.S_IMODE(st.st_mode) & 0o077
-    ):
-        raise PermissionError(f"{path} must be a directory of this user with mode 0700")
-    return path
 
 
 class _AuditedInput:
@@ -89,17 +73,10 @@ def post_mortem(
     """Offer a post-mortem pdb session on ``error``'s traceback over a unix
     socket in ``directory``; return whether an operator attached.
     """
-    path = os.path.join(
-        private_directory(directory), f"{os.getpid()}-{next(_counter)}.sock"
+    listener, path = listen(
+        directory, f"{os.getpid()}-{next(_counter)}.sock", backlog=1
     )
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
     try:
-        listener.bind(path)
-    finally:
-        os.umask(old_umask)
-    try:
-        listener.listen(1)
         listener.settimeout(wait)
         audit(
             "attach.waiting",

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import errno
 import json
 import os
 import socket
-import stat
 import struct
 import threading
 import typing as t
 import weakref
 
 from .audit import logger
+from .private import listen
 
 #: Longest wait for the owner to answer (a console command may be slow).
 RELAY_TIMEOUT = 30.0
@@ -41,7 +40,6 @@ MAX_HANDLERS = 8
 _MAX_REQUEST = 1 << 20
 _MAX_RESPONSE = 64 << 20
 _LEN = struct.Struct("!I")
-_SUN_PATH_MAX = 107
 
 #: The environ keys a forwarded request carries: what the owner needs to
 #: gate it again and to answer it, nothing else.
@@ -139,33 +137,7 @@ class Relay:
             self._thread.start()
 
     def _bind(self) -> socket.socket:
-        path = self.path_for(os.getpid())
-        if len(os.fsencode(path)) > _SUN_PATH_MAX:
-            raise OSError(
-                errno.ENAMETOOLONG,
-                f"socket path {path!r} is too long; use a shorter IPDEBUG_FLAG",
-            )
-        os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        st = os.lstat(self.directory)
-        if (
-            not stat.S_ISDIR(st.st_mode)
-            or st.st_uid != os.geteuid()
-            or stat.S_IMODE(st.st_mode) & 0o077
-        ):
-            raise OSError(
-                errno.EPERM,
-                f"{self.directory} must be a directory of this user with mode 0700",
-            )
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # a socket left by an earlier process with this pid
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, 0o600)
-        sock.listen(16)
+        sock, _ = listen(self.directory, f"{os.getpid()}.sock", backlog=16)
         sock.settimeout(1.0)
         return sock
 
