@@ -10,7 +10,6 @@ import dataclasses
 import html
 import http.client
 import json
-import os
 import re
 import socket
 import subprocess
@@ -23,7 +22,15 @@ from pathlib import Path
 import ipdebug
 
 from .conftest import secret_and_frame
-from .servers import ROOT, Reply, free_port, request, stop, wait_for_port
+from .servers import (
+    Reply,
+    free_port,
+    request,
+    server_environ,
+    spawn,
+    stop,
+    wait_for_port,
+)
 
 #: What a client saw: the response but its ``Date``, or the exception that
 #: ended the exchange (uWSGI closes the connection when the app raises).
@@ -94,29 +101,15 @@ def serve(
     """
     flag = flag_path(tmp_path)
     log = tmp_path / f"{name}.log"
-    home = tmp_path / f"{name}-home"
-    home.mkdir(exist_ok=True)
     port = None if unix else free_port()
     # Short: a unix socket path is at most 107 bytes.
     path = str(tmp_path / f"{name}.sock") if unix else None
     bind = path if path is not None else f"127.0.0.1:{port}"
-    environ = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "PYTHONPATH": str(ROOT),
-        "IPDEBUG_FLAG": flag,
-        "IPDEBUG_ALLOW": "127.0.0.1",
-        **(env or {}),
-    }
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [arg.replace("{bind}", bind) for arg in command],
-            cwd=ROOT,
-            env=environ,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn(
+        [arg.replace("{bind}", bind) for arg in command],
+        environ=server_environ(tmp_path, name, flag, env),
+        log=log,
+    )
     try:
         if path is not None:
             wait_for_unix(path, process)

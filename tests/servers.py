@@ -64,6 +64,42 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             pipe.close()
 
 
+def server_environ(
+    tmp_path: Path, name: str, flag: str, env: dict[str, str] | None
+) -> dict[str, str]:
+    """The environment of a test server: this checkout on the path, its own
+    home (gunicorn puts its control socket there), the flag, 127.0.0.1
+    allowed, and ``env`` on top.
+    """
+    home = tmp_path / f"{name}-home"
+    home.mkdir(exist_ok=True)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+        "IPDEBUG_FLAG": flag,
+        "IPDEBUG_ALLOW": "127.0.0.1",
+        **(env or {}),
+    }
+
+
+def spawn(
+    command: list[str], *, environ: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own session (so ``stop`` ends its children
+    too), output to ``log``.
+    """
+    with log.open("wb") as log_file:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=environ,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @dataclasses.dataclass
 class Reply:
     status: int
@@ -175,18 +211,9 @@ def gunicorn(
     ``-c python:ipdebug.gunicorn`` unless ``ipdebug`` is false.
     """
     port = free_port()
-    home = tmp_path / f"{name}-home"
-    home.mkdir(exist_ok=True)
     flag = str(tmp_path / "state" / "flag.json")
     log = tmp_path / f"{name}.log"
-    environ = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),  # gunicorn's control socket goes there
-        "PYTHONPATH": str(ROOT),
-        "IPDEBUG_FLAG": flag,
-        "IPDEBUG_ALLOW": "127.0.0.1",
-        **(env or {}),
-    }
+    environ = server_environ(tmp_path, name, flag, env)
     command = [
         sys.executable,
         "-m",
@@ -198,15 +225,7 @@ def gunicorn(
     ]
     if ipdebug:
         command += ["-c", "python:ipdebug.gunicorn"]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*command, *args, app],
-            cwd=ROOT,
-            env=environ,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn([*command, *args, app], environ=environ, log=log)
     try:
         wait_for_port(port, process=process)
         yield Gunicorn(port=port, process=process, log=log, flag=flag)
