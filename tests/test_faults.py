@@ -103,7 +103,11 @@ def fifo(flag: str) -> None:
 
 
 def delete_directory(flag: str) -> None:
-    shutil.rmtree(os.path.dirname(flag))
+    # Moved away first: in-flight requests still append to the audit trail
+    # there, which would make a plain rmtree race with them.
+    directory = os.path.dirname(flag)
+    os.rename(directory, directory + ".gone")
+    shutil.rmtree(directory + ".gone")
 
 
 def future_created(flag: str) -> None:
