@@ -158,6 +158,8 @@ class IPDebugMiddleware:
             max_window=self.settings.max_window,
             on_change=self._window_changed,
             monotonic=_monotonic,
+            # A store may ask to be read more often (Redis: its cache).
+            poll_interval=getattr(self.store, "poll_interval", 1.0),
         )
         problem = _relay_problem() if relay else None
         if problem:

@@ -17,9 +17,10 @@ How it behaves:
 - ``enable`` writes the window with ``SET key <json> PX <ms>``: the key
   expires in Redis itself when the window ends. ``disable`` deletes it.
 - Each process reads the key in a background thread every 0.25 s, with a
-  0.25 s timeout. Requests never wait for Redis: the middleware's check (at
-  most once a second) reads what the thread last fetched, and only the first
-  check in a process waits, at most ``timeout``, for the first answer.
+  0.25 s timeout. Requests never wait for Redis: the middleware's check
+  (every :data:`POLL_INTERVAL`) reads what the thread last fetched, so what
+  a request acts on is at most about half a second old; only the first check
+  in a process waits, at most ``timeout``, for the first answer.
 - **It fails closed.** When the last successful read is more than a second
   old (Redis down, slow, partitioned, or the credentials refused), or the
   value is not a valid window, the window is *off* in that process, and
@@ -68,6 +69,9 @@ if t.TYPE_CHECKING:
 
 #: Seconds between two reads of the key by the background thread.
 REFRESH_INTERVAL = 0.25
+#: How often the middleware's switch asks this store (reading only the
+#: thread's cache, so it is cheap).
+POLL_INTERVAL = 0.25
 #: A window read longer ago than this (seconds) is not honoured: off.
 MAX_STALE = 1.0
 #: Larger values are refused (the file store's limit).
@@ -109,6 +113,7 @@ class RedisFlagStore:
             ) from None
         #: The URL for messages, with the password replaced by ``***``.
         self.location = self._target.location
+        self.poll_interval = POLL_INTERVAL
         self.key = self._target.key
         self.timeout = self._target.timeout
         self._reset()

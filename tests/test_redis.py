@@ -284,7 +284,7 @@ def test_middleware_follows_enable_and_disable_and_the_pin_unlocks(
     assert not gated(app)
     opened = enable(url)
     opened_after = wait_until(lambda: gated(app), timeout=3, interval=0.02)
-    assert opened_after <= 1.6  # 1 s between checks + one read (0.25 s)
+    assert opened_after <= 1.0  # 0.25 s between checks + one read (0.25 s)
 
     secret, frame = secret_and_frame(app.get("/fail", expect_errors=True).text)
     assert unlock(app, secret, WRONG_PIN) == {"auth": False, "exhausted": False}
@@ -297,7 +297,7 @@ def test_middleware_follows_enable_and_disable_and_the_pin_unlocks(
 
     ipdebug.disable(url, environ={})
     closed_after = wait_until(lambda: not gated(app), timeout=3, interval=0.02)
-    assert closed_after <= 1.6
+    assert closed_after <= 1.0
 
 
 def test_two_hosts_share_the_window_and_the_pin_lockout(
@@ -351,7 +351,7 @@ def test_fails_closed_within_a_second_or_two_without_slowing_requests(
         before = time.monotonic()
         gated(app)  # a debugger page: also a PIN check and an audit record
         slowest_page = max(slowest_page, time.monotonic() - before)
-    assert denied_after is not None and denied_after <= 2.5
+    assert denied_after is not None and denied_after <= 2.0  # 1 s stale + a check
     assert slowest_plain < 0.3
     # At most one wait for Redis (0.25 s), then it is known down.
     assert slowest_page < 0.5
