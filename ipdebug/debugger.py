@@ -25,7 +25,6 @@ PIN in :mod:`ipdebug.pinguard`, the held response in :mod:`ipdebug.held`.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 import typing as t
@@ -41,7 +40,7 @@ from . import internals
 from .attach import Debugpy, post_mortem
 from .audit import Auditor, logger
 from .banner import CLOSE_PARAM, CLOSE_VALUE, CLOSED_HTML, banner_html
-from .config import DEFAULT_ATTACH_WAIT, INSTANCE_RE
+from .config import INSTANCE_RE
 from .errors import FlagError
 from .flag import FlagStore, Window
 from .held import HeldResponse
@@ -78,6 +77,11 @@ class Debugger:
         browser (and the load balancer) to send console requests here.
     :param max_window: the deployment's ceiling, for the banner's "until".
     :param deployment_allow: entries in the deployment's allowlist (banner).
+    :param relay: routes console requests to the process holding the
+        traceback, or ``None``; ``relay_problem`` says why there is none.
+    :param attach_dir: where pdb sessions of ``--attach pdb`` listen.
+    :param attach_wait: how long a request waits for an external debugger.
+    :param debugpy: this process's debugpy (``--attach debugpy``).
     """
 
     def __init__(
@@ -91,7 +95,12 @@ class Debugger:
         audit: Auditor,
         instance: str,
         max_window: float,
-        deployment_allow: int = 0,
+        deployment_allow: int,
+        relay: Relay | None,
+        relay_problem: str | None,
+        attach_dir: str,
+        attach_wait: float,
+        debugpy: Debugpy,
     ) -> None:
         self.app = app
         self.audit = audit
@@ -104,15 +113,11 @@ class Debugger:
         self.max_tracebacks = max_tracebacks
         self.pins = PinGuard(store, audit)
         self.sessions = Sessions(instance, max_tracebacks)
-        #: Set by the middleware to route requests between processes, or
-        #: why it cannot.
-        self.relay: Relay | None = None
-        self.relay_problem: str | None = None
-        #: External debuggers (``ipdebug enable --attach``), set by the
-        #: middleware.
-        self.attach_dir: str | None = None
-        self.attach_wait = DEFAULT_ATTACH_WAIT
-        self.debugpy = Debugpy(os.devnull, can_recycle=lambda: False)
+        self.relay = relay
+        self.relay_problem = relay_problem
+        self.attach_dir = attach_dir
+        self.attach_wait = attach_wait
+        self.debugpy = debugpy
 
     def refuse(self, status: int, message: str, client: str | None) -> Response:
         """A debugger request ipdebug will not serve, with the reason."""
@@ -394,7 +399,7 @@ class Debugger:
                 close()
         if error is None:
             return
-        if window.attach == "pdb" and self.attach_dir is not None:
+        if window.attach == "pdb":
             self.offer_pdb(error, client)
         exc_info: OptExcInfo = (type(error), error, error.__traceback__)  # type: ignore[assignment]
         if response.sent:
@@ -430,7 +435,7 @@ class Debugger:
         try:
             post_mortem(
                 error,
-                directory=t.cast(str, self.attach_dir),
+                directory=self.attach_dir,
                 wait=self.attach_wait,
                 audit=self.audit,
                 client=client,

@@ -39,9 +39,6 @@ from .audit import logger
 from .middleware import IPDebugMiddleware, instances
 from .relay import stop_all
 
-#: The gunicorn server hooks this module provides.
-HOOKS = ("post_worker_init", "worker_exit")
-
 
 def wrap_worker(worker: t.Any, **options: t.Any) -> None:
     """Wrap ``worker.wsgi`` unless the app already wraps itself (in that

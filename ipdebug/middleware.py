@@ -142,6 +142,13 @@ class IPDebugMiddleware:
         self.store: FlagStore = open_store(self.settings.flag)
         self._log_once = LogOnce()
         self.audit = Auditor(self.store.append_audit)
+        #: Set by a server integration that can replace this process
+        #: gracefully (gunicorn); needed by ``--attach debugpy``.
+        self.recycle: t.Callable[[], None] | None = None
+        relay_problem = _relay_problem() if relay else None
+        if relay_problem:
+            logger.warning("ipdebug: %s", relay_problem)
+        attach_dir = state_directory(self.settings.flag, "attach")
         self.debugger = Debugger(
             app,
             store=self.store,
@@ -152,6 +159,17 @@ class IPDebugMiddleware:
             instance=self.settings.instance,
             max_window=self.settings.max_window,
             deployment_allow=len(self.settings.allow or ()),
+            relay=Relay(
+                state_directory(self.settings.flag, "relay"),
+                handler=self._answer_relayed,
+                still_open=lambda: self.switch.current() is not None,
+            )
+            if relay and not relay_problem
+            else None,
+            relay_problem=relay_problem,
+            attach_dir=attach_dir,
+            attach_wait=self.settings.attach_wait,
+            debugpy=Debugpy(attach_dir, can_recycle=lambda: self.recycle is not None),
         )
         self.switch = Switch(
             self.store,
@@ -160,24 +178,6 @@ class IPDebugMiddleware:
             monotonic=_monotonic,
             # A store may ask to be read more often (Redis: its cache).
             poll_interval=getattr(self.store, "poll_interval", 1.0),
-        )
-        problem = _relay_problem() if relay else None
-        if problem:
-            self.debugger.relay_problem = problem
-            logger.warning("ipdebug: %s", problem)
-        elif relay:
-            self.debugger.relay = Relay(
-                state_directory(self.settings.flag, "relay"),
-                handler=self._answer_relayed,
-                still_open=lambda: self.switch.current() is not None,
-            )
-        #: Set by a server integration that can replace this process
-        #: gracefully (gunicorn); needed by ``--attach debugpy``.
-        self.recycle: t.Callable[[], None] | None = None
-        self.debugger.attach_dir = state_directory(self.settings.flag, "attach")
-        self.debugger.attach_wait = self.settings.attach_wait
-        self.debugger.debugpy = Debugpy(
-            self.debugger.attach_dir, can_recycle=lambda: self.recycle is not None
         )
         self._gate: WindowGate | None = None
         _INSTANCES.add(self)
@@ -278,7 +278,7 @@ class IPDebugMiddleware:
             self.audit("attach.recycle", debugger="debugpy", pid=os.getpid())
             self.debugger.debugpy.forget()
             self.recycle()
-        if old is not None and why in ("closed", "expired", "refused", "replaced"):
+        if old is not None:
             self.audit(
                 "window.expired" if why == "expired" else "window.closed",
                 window=old.id[:8],

@@ -57,11 +57,10 @@ def read_until(sock: socket.socket, marker: bytes) -> bytes:
 def test_pdb_session_over_the_socket_then_the_browser_page(
     make: t.Callable[..., IPDebugMiddleware], records: t.Any
 ) -> None:
-    middleware = make()
-    middleware.debugger.attach_wait = 10
+    middleware = make(attach_wait=10)
     open_window(middleware, attach="pdb")
     thread, result = fail_in_background(middleware)
-    path = wait_for_session(middleware.debugger.attach_dir)  # type: ignore[arg-type]
+    path = wait_for_session(middleware.debugger.attach_dir)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -97,22 +96,20 @@ def test_pdb_session_over_the_socket_then_the_browser_page(
 def test_nobody_attaches_the_request_goes_on_in_bounded_time(
     make: t.Callable[..., IPDebugMiddleware], records: t.Any
 ) -> None:
-    middleware = make()
-    middleware.debugger.attach_wait = 0.5
+    middleware = make(attach_wait=0.5)
     open_window(middleware, attach="pdb")
     start = time.monotonic()
     page = client(middleware).get("/fail", status=500, expect_errors=True)
     assert 0.5 <= time.monotonic() - start < 3
     assert "Werkzeug Debugger" in page.text
     assert "attach.timeout" in records.events()
-    assert sessions(middleware.debugger.attach_dir) == []  # type: ignore[arg-type]
+    assert sessions(middleware.debugger.attach_dir) == []
 
 
 def test_denied_requests_never_start_a_debugger(
     make: t.Callable[..., IPDebugMiddleware], records: t.Any
 ) -> None:
-    middleware = make()
-    middleware.debugger.attach_wait = 5
+    middleware = make(attach_wait=5)
     open_window(middleware, attach="pdb")
     start = time.monotonic()
     thread, result = fail_in_background(middleware, REMOTE_ADDR=STRANGER)
@@ -125,8 +122,7 @@ def test_denied_requests_never_start_a_debugger(
 def test_ipdebug_attach_bridges_a_terminal(
     make: t.Callable[..., IPDebugMiddleware],
 ) -> None:
-    middleware = make()
-    middleware.debugger.attach_wait = 10
+    middleware = make(attach_wait=10)
     open_window(middleware, attach="pdb")
     out = io.StringIO()
     code: list[int] = []
@@ -138,7 +134,7 @@ def test_ipdebug_attach_bridges_a_terminal(
                 wait=10,
                 stdin=io.StringIO("p local_value * 2\nc\n"),
                 stdout=out,
-            )  # type: ignore[arg-type]
+            )
         )
     )
     terminal.start()
