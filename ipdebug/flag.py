@@ -139,9 +139,12 @@ class Window:
             raise ValueError(f"has a bad 'allow' entry {exc.value!r}") from None
         reason = data.get("reason", "")
         by = data.get("by", "")
-        if not isinstance(reason, str) or len(reason) > _MAX_REASON:
+        # Printable text only, as `ipdebug enable` writes it: no control
+        # characters for the logs, no lone surrogates that JSON escapes can
+        # smuggle in (they do not survive a round trip).
+        if not _is_text(reason):
             raise ValueError("has a bad 'reason'")
-        if not isinstance(by, str) or len(by) > _MAX_REASON:
+        if not _is_text(by):
             raise ValueError("has a bad 'by'")
         pin_hash = PinHash.from_json(data.get("pin"))
         attach = data.get("attach")
@@ -158,6 +161,10 @@ class Window:
             networks=networks,
             attach=attach,
         )
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= _MAX_REASON and value.isprintable()
 
 
 def _number(data: dict[str, object], key: str) -> float:

@@ -69,6 +69,16 @@ def test_missing_flag_is_off(flag: str) -> None:
             lambda f: write_flag(f, ipdebug=True), "has format True", id="format-bool"
         ),
         pytest.param(
+            lambda f: write_flag(f, reason="INC-\ud800"),
+            "has a bad 'reason'",
+            id="lone-surrogate",
+        ),
+        pytest.param(
+            lambda f: write_flag(f, by="app\x1b[31m"),
+            "has a bad 'by'",
+            id="control-character",
+        ),
+        pytest.param(
             lambda f: write_flag(f, until=10**400),
             "has no valid 'until'",
             id="until-huge-int",
