@@ -51,6 +51,8 @@ _KINDS = (
 
 _StatKey = tuple[int, ...]
 
+_FLAG_FIX = "; set IPDEBUG_FLAG (or --flag) to a path in a private directory of this user"
+
 
 class FileFlagStore:
     """A flag kept in one JSON file. See the module documentation.
@@ -175,7 +177,12 @@ class FileFlagStore:
         try:
             make_directories(self.directory, check=unsafe_directory)
         except NotPrivate as exc:
-            raise FlagWriteError(self.path, str(exc)) from None
+            if exc.problem == "is not a directory":
+                problem = f"cannot create {exc.path}: it exists and is not a directory"
+            else:
+                problem = str(exc)
+            fix = "" if "private directory" in problem else _FLAG_FIX
+            raise FlagWriteError(self.path, problem + fix) from None
         except OSError as exc:
             raise FlagWriteError(
                 self.path,
