@@ -13,11 +13,13 @@ import io
 import json
 import logging
 import os
+import re
 import stat
 import struct
 import threading
 import time
 import typing as t
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from ipdebug.relay import Answer, Relay
 from .conftest import Records, client, debugger_get, open_window, plain_app
 from .localuser import PlantedSocket, User, attacker, connect_as, run_as
 from .localuser import shared_directory as _shared_directory
+from .servers import gunicorn, request
 
 FAKE_PAGE = b"<script>steal()</script>"
 
@@ -114,6 +117,33 @@ def test_relay_sends_nothing_to_a_planted_relay_directory(
     assert f"{app / 'relay'} is owned by uid {mallory.uid}" in records.text()
     # Nor would the worker listen there.
     assert "cannot listen for relayed console requests" in records.text()
+
+
+@pytest.mark.server
+def test_gunicorn_relays_nothing_to_a_planted_relay_directory(
+    shared: Path, mallory: User, tmp_path: Path
+) -> None:
+    app = _app_directory(shared, mallory, "relay")
+    flag = str(app / "flag.json")
+    owner = 1
+    with PlantedSocket(mallory, app / "relay" / f"{owner}.sock", FAKE_ANSWER) as bait:
+        _close(app)
+        with gunicorn(tmp_path, "-w", "2", env={"IPDEBUG_FLAG": flag}) as server:
+            opened = ipdebug.enable("5m", allow=["127.0.0.1"], flag=flag, environ={})
+            time.sleep(1.1)  # every worker polls the flag at most once a second
+            page = request(server.port, "/fail")
+            assert page.status == 500 and "Werkzeug Debugger" in page.text
+            secret = re.search(r'SECRET = "([^"]+)"', page.text)
+            assert secret
+            forged = f"{owner}x{secret.group(1).partition('x')[2]}"
+            query = {"__debugger__": "yes", "cmd": "pinauth", "pin": opened.pin}
+            reply = request(
+                server.port, "/?" + urllib.parse.urlencode({**query, "s": forged})
+            )
+            log = server.log_text()
+    assert bait.connections == 0 and bait.received == b""
+    assert reply.status == 504 and FAKE_PAGE not in reply.body
+    assert f"{app / 'relay'} is owned by uid {mallory.uid}" in log
 
 
 def test_relay_sends_nothing_through_a_planted_symlink(
