@@ -51,7 +51,9 @@ _KINDS = (
 
 _StatKey = tuple[int, ...]
 
-_FLAG_FIX = "; set IPDEBUG_FLAG (or --flag) to a path in a private directory of this user"
+_FLAG_FIX = (
+    "; set IPDEBUG_FLAG (or --flag) to a path in a private directory of this user"
+)
 
 
 class FileFlagStore:
