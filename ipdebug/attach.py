@@ -18,10 +18,11 @@ breakpoint just before the app handles it.
 **Security:** only requests that passed the gate can start a debugger. The
 pdb socket is reachable only by the app's user, and both ends check the
 other: the session accepts only a terminal of this user or root
-(``SO_PEERCRED``), and ``ipdebug attach`` connects only to a socket in a
-private directory (mode 0700, this user's, not a symbolic link) served by
-this user or root, so a local user who planted ``attach/`` sees nothing the
-operator types and cannot write to the operator's terminal. debugpy's port has no
+(``SO_PEERCRED``, refusals audited as ``attach.refused``), and ``ipdebug
+attach`` connects only to a socket in a private directory (mode 0700, this
+user's, not a symbolic link) served by this user or root, so a local user
+who planted ``attach/`` sees nothing the operator types and cannot write to
+the operator's terminal. debugpy's port has no
 authentication: **any local user can attach while it listens**, and debugpy
 cannot stop listening; ipdebug therefore starts it only where it can recycle
 the worker when the window ends (gunicorn), and refuses otherwise.

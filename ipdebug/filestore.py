@@ -262,7 +262,12 @@ def _open_audit(path: str) -> int:
     try:
         fd = os.open(
             path,
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+            os.O_WRONLY
+            | os.O_APPEND
+            | os.O_CREAT
+            | os.O_NOFOLLOW
+            | os.O_NONBLOCK  # a planted FIFO must not block the writer
+            | os.O_CLOEXEC,
             0o600,
         )
     except OSError as exc:
