@@ -30,6 +30,7 @@ from ipdebug import IPDebugMiddleware
 from ipdebug.attach import attach_terminal, post_mortem, sessions
 from ipdebug.audit import Auditor
 from ipdebug.cli import main
+from ipdebug.doctor.flagfiles import read_audit
 from ipdebug.errors import FlagWriteError
 from ipdebug.filestore import MAX_AUDIT_BYTES, FileFlagStore
 from ipdebug.private import NotPrivate, connect, private_directory
@@ -405,3 +406,14 @@ def test_a_planted_state_directory_is_refused_when_listening(
     run_as(mallory, _mkdir(shared / "attach", 0o700))
     with pytest.raises(NotPrivate, match=f"is owned by uid {mallory.uid}"):
         private_directory(str(shared / "attach"))
+
+
+def test_doctor_reads_no_planted_trail(tmp_path: Path) -> None:
+    flag = str(tmp_path / "flag.json")
+    os.mkfifo(tmp_path / "audit.log", 0o600)
+    assert read_audit(flag) == []  # and did not block
+    os.unlink(tmp_path / "audit.log")
+    target = tmp_path / "elsewhere.log"
+    target.write_text('{"event": "window.opened", "window": "x"}\n')
+    (tmp_path / "audit.log").symlink_to(target)
+    assert read_audit(flag) == []

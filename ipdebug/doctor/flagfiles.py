@@ -162,8 +162,12 @@ def read_audit(location: str, limit: int = _AUDIT_TAIL) -> list[dict[str, object
         return []
     path = os.path.join(os.path.dirname(location), "audit.log")
     try:
-        with open(path, "rb") as file:
-            start = max(0, os.fstat(file.fileno()).st_size - limit)
+        # Not through a symbolic link, and never blocked by a planted FIFO.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
+            start = max(0, os.fstat(fd).st_size - limit)
             file.seek(start)
             lines = file.read(limit).splitlines()
     except OSError:
