@@ -98,7 +98,42 @@ def _inprocess_section(figures: dict[str, list[inprocess.Figure]]) -> str:
         "|---|---:|---:|",
     ]
     lines += [f"| {f.name.strip()} | {f.ns:,.0f} | {f.ns / base:.2f} |" for f in sizes]
+    lines += [
+        "",
+        "### Hostile forwarding headers, denied client",
+        "",
+        "A denied client sends a forwarding header of the given length made of",
+        "commas or quotes (hostile) or of letters (bland), each request a new",
+        "value ending in what the proxy appends. Direct: the peer is not a",
+        "trusted proxy (its headers are never read); via proxy: the peer is one.",
+        "If the window's state changed the cost of a hostile header, the open",
+        "column would differ from the bland row's by more than noise.",
+        "",
+        "| case | header | closed ns | open ns | open − closed ns | open: hostile ÷ bland |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    table = _hostile_table(figures["hostile"])
+    for name, shapes in table.items():
+        ratio = shapes["hostile"]["open"] / shapes["bland"]["open"]
+        for shape in ("hostile", "bland"):
+            cell = shapes[shape]
+            lines.append(
+                f"| {name} | {shape} | {cell['closed']:,.0f} | {cell['open']:,.0f} | "
+                f"{cell['open'] - cell['closed']:,.0f} | "
+                + (f"{ratio:.2f} |" if shape == "hostile" else "|")
+            )
     return "\n".join(lines)
+
+
+def _hostile_table(
+    figures: list[inprocess.Figure],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{case: {hostile|bland: {closed|open: ns}}}``."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for figure in figures:
+        name, window, shape = figure.name.split("|")
+        table.setdefault(name, {}).setdefault(shape, {})[window] = figure.ns
+    return table
 
 
 def _inprocess_checks(
@@ -115,6 +150,13 @@ def _inprocess_checks(
         size[f"{n} networks: denied, new client each request"] for n in (1, 100, 10000)
     )
     off = _ratio(main, "3. ipdebug, flag off", base)
+    hostile = _hostile_table(figures["hostile"])
+    # Faster or slower, any difference would be a signal.
+    worst_hostile = max(
+        max(ratio, 1 / ratio)
+        for shapes in hostile.values()
+        for ratio in [shapes["hostile"]["open"] / shapes["bland"]["open"]]
+    )
     noop = _ratio(main, "no-op class middleware", base)
     return [
         (
@@ -147,6 +189,11 @@ def _inprocess_checks(
             and size["10000 networks: gated in, repeated client"]
             / size["1 networks: gated in, repeated client"]
             <= 1.2,
+        ),
+        (
+            "denied client, window open: hostile header within 1.1 × of a bland one",
+            f"{worst_hostile:.2f} × at worst (either way)",
+            worst_hostile <= 1.1,
         ),
         (
             "first request from a new address < 20 µs (10,000 networks)",
