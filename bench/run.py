@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         tput = server.throughput(rounds=rounds, seconds=seconds)
         print("worker memory ...", file=sys.stderr, flush=True)
         memory = server.memory(total=40 if args.quick else 1000)
+        print("worker memory under large headers ...", file=sys.stderr, flush=True)
+        memory.headers_mib = server.header_memory(requests=40 if args.quick else 900)
         print("switch latency ...", file=sys.stderr, flush=True)
         enables, disables = server.switch_latency(repeats=1 if args.quick else 5)
         sections.append(_server_section(tput, memory, enables, disables))
@@ -241,6 +243,16 @@ def _server_section(
             memory.requests, memory.ipdebug_mib, memory.werkzeug_mib, strict=True
         )
     ]
+    before, after = memory.headers_mib
+    lines += [
+        "",
+        "Forwarding headers (issue 11): a client that is not a trusted proxy",
+        "sends requests straight to gunicorn (one sync worker, a window open",
+        "for another address, `trusted_proxies` set), each with 40 distinct",
+        "8 KB `X-Forwarded-For` lines (320 KB once gunicorn joins them):",
+        f"worker RSS {before:,.0f} MiB before, {after:,.0f} MiB after. Before",
+        "the fix the gate kept every value: 24 → 300 MiB for 900 requests.",
+    ]
     lines += [
         "",
         "### From `ipdebug enable`/`disable` to every worker (4 sync workers)",
@@ -267,6 +279,7 @@ def _server_checks(
         memory.werkzeug_mib[-1] - memory.werkzeug_mib[len(memory.werkzeug_mib) // 2]
     )
     worst = max(enables + disables)
+    header_growth = memory.headers_mib[1] - memory.headers_mib[0]
     return [
         (
             "gunicorn throughput, flag off ≥ 0.98 × bare (within spread)",
@@ -277,6 +290,11 @@ def _server_checks(
             "RSS bounded by max_tracebacks, not growing with errors",
             f"second half of the run: ipdebug +{growth_ipdebug:.0f} MiB, Werkzeug +{growth_werkzeug:.0f} MiB",
             growth_ipdebug < 10,
+        ),
+        (
+            "RSS flat under distinct large forwarding headers",
+            f"+{header_growth:.0f} MiB",
+            header_growth < 10,
         ),
         (
             "enable/disable seen by every worker in ≤ 1 s",

@@ -249,6 +249,9 @@ def _part_start(value: str, end: int, sep: str) -> int:
 
 
 def _element_for(element: str) -> str | None:
+    """The ``for=`` value of one element, or ``None`` when it has none, has
+    two, or a pair that is not ``token=value`` or ``token="quoted"`` (with
+    spaces and tabs allowed around ``=`` and ``;``)."""
     if "\\" in element:
         return None
     found: str | None = None
