@@ -455,7 +455,7 @@ class Debugger:
         """The debugger page for ``error``; keeps its frames for the console."""
         tb = internals.Traceback(error, skip=skip)
         session = self.sessions.get(window)
-        self.sessions.keep(session, id(tb), tb.frames, contexts)
+        self.sessions.keep(session, tb.frames, contexts)
         html = self.with_banner(
             tb.page(
                 evalex=self.evalex,
