@@ -10,9 +10,12 @@ process's user or root, not writable by group or others, in a directory with
 the same properties (a sticky ``/tmp``-like directory is fine). Anything else
 raises :class:`~ipdebug.errors.FlagError`, which the middleware treats as off.
 
-Failed PIN attempts are counted in a file beside the flag, one byte appended
-per failure (``O_APPEND`` writes are atomic), so every worker sees the same
-count without a lock. The audit trail, ``audit.log`` beside the flag, gets
+PIN attempts are counted in a file beside the flag, one byte appended per
+attempt *before* the PIN is checked (``O_APPEND`` writes are atomic), so
+every worker sees the same count without a lock and concurrent guesses
+cannot overrun the limit; right PINs are counted in a second file and
+subtracted. Counters that another user could have planted or could write
+are refused, which locks the console. The audit trail, ``audit.log`` beside the flag, gets
 one JSON line per event from every process and from the CLI.
 """
 
@@ -180,30 +183,59 @@ class FileFlagStore:
 
     # PIN failures, shared by every process using this flag
 
-    def _counter(self, window_id: str) -> str:
-        return f"{self.path}.{window_id}.pinfail"
+    def _counter(self, window_id: str, kind: str = "pinfail") -> str:
+        return f"{self.path}.{window_id}.{kind}"
 
     def count_pin_failure(self, window_id: str) -> int:
-        fd = os.open(
-            self._counter(window_id),
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-        )
+        """Append one byte to the window's counter (``O_APPEND`` makes
+        concurrent appends distinct) and return its size, minus the
+        attempts forgiven.
+
+        :raises FlagError: when a counter is not a private regular file
+            (planted by another user): the caller locks the console.
+        """
+        fd = _open_counter(self._counter(window_id))
         try:
             os.write(fd, b"x")
-            return os.fstat(fd).st_size
+            # At least this attempt's position: another append between the
+            # write and the fstat only makes the count larger.
+            attempts = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        return attempts - self._counter_size(self._counter(window_id, "pinok"))
+
+    def forgive_pin_failure(self, window_id: str) -> None:
+        """Append one byte to the window's count of right PINs."""
+        fd = _open_counter(self._counter(window_id, "pinok"))
+        try:
+            os.write(fd, b"x")
         finally:
             os.close(fd)
 
     def pin_failures(self, window_id: str) -> int:
+        """:raises FlagError: as :meth:`count_pin_failure`."""
+        attempts = self._counter_size(self._counter(window_id))
+        return attempts - self._counter_size(self._counter(window_id, "pinok"))
+
+    def _counter_size(self, path: str) -> int:
         try:
-            return os.lstat(self._counter(window_id)).st_size
+            st = os.lstat(path)
         except FileNotFoundError:
             return 0
+        except OSError as exc:
+            raise FlagError(path, f"cannot be read: {exc.strerror}") from None
+        problem = _unsafe_file(st)
+        if problem:
+            raise FlagError(path, problem)
+        return st.st_size
 
     def _remove_counters(self, keep: str | None) -> None:
-        for path in glob.glob(glob.escape(self.path) + ".*.pinfail"):
-            if keep is None or path != self._counter(keep):
+        kept = (
+            () if keep is None else (self._counter(keep), self._counter(keep, "pinok"))
+        )
+        pattern = glob.escape(self.path) + ".*.pin"
+        for path in glob.glob(pattern + "fail") + glob.glob(pattern + "ok"):
+            if path not in kept:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
 
@@ -261,6 +293,31 @@ def _unsafe_file(st: os.stat_result) -> str | None:
         mode = stat.S_IMODE(st.st_mode)
         return f"is writable by group or others (mode {mode:04o}); run chmod 600 on it"
     return None
+
+
+def _open_counter(path: str) -> int:
+    """Open (creating, mode 0600) a PIN counter for appending. Beside a
+    flag in a shared sticky directory, another user may have planted it,
+    as a symbolic link or a file they can truncate: refused.
+
+    :raises FlagError: for anything but a private regular file.
+    """
+    try:
+        fd = os.open(
+            path,
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+    except OSError as exc:
+        raise FlagError(path, f"cannot be opened: {exc.strerror}") from None
+    try:
+        problem = _unsafe_file(os.fstat(fd))
+    except OSError as exc:
+        problem = f"cannot be checked: {exc.strerror}"
+    if problem:
+        os.close(fd)
+        raise FlagError(path, problem)
+    return fd
 
 
 def _write_all(fd: int, data: bytes) -> None:
