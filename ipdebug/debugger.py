@@ -82,6 +82,12 @@ class Debugger:
     :param attach_dir: where pdb sessions of ``--attach pdb`` listen.
     :param attach_wait: how long a request waits for an external debugger.
     :param debugpy: this process's debugpy (``--attach debugpy``).
+    :param is_current: ``is_current(window, fresh)``, whether a window is
+        still the open one (``fresh``: read from the flag store now, else
+        as the switch last saw it, at most a second ago). A request
+        re-checks the window it started with before it shows a debugger
+        page, and a pdb session before each command, so nothing more is
+        served once a window closed.
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class Debugger:
         attach_dir: str,
         attach_wait: float,
         debugpy: Debugpy,
+        is_current: t.Callable[[Window, bool], bool],
     ) -> None:
         self.app = app
         self.audit = audit
@@ -118,6 +125,7 @@ class Debugger:
         self.attach_dir = attach_dir
         self.attach_wait = attach_wait
         self.debugpy = debugpy
+        self.is_current = is_current
 
     def refuse(self, status: int, message: str, client: str | None) -> Response:
         """A debugger request ipdebug will not serve, with the reason."""
@@ -373,6 +381,10 @@ class Debugger:
         response = HeldResponse(start_response)
         app_iter: t.Iterable[bytes] | None = None
         error: BaseException | None = None
+        # A framework that turned the error into its own response (Flask's
+        # 500) handed the exception over: that response is kept, unread, in
+        # case the window closed before the debugger page is shown.
+        handed_over = False
         skip = 0
         try:
             if window.attach == "debugpy":
@@ -381,26 +393,31 @@ class Debugger:
                 )
             app_iter = self.app(environ, response.start_response)
             error = environ.pop(EXCEPTION_KEY, None)
+            handed_over = error is not None
             if error is None:
-                for chunk in app_iter:
-                    if chunk:
-                        response.send()
-                    elif not response.sent:
-                        # Nothing may be yielded before start_response, and
-                        # the headers stay held until real bytes arrive.
-                        continue
-                    yield chunk
-                response.send()
+                yield from _body(app_iter, response)
         except Exception as exc:
-            error, skip = exc, 1  # skip this frame in the traceback
+            error, skip, handed_over = exc, 1, False  # skip this frame
         finally:
-            close = getattr(app_iter, "close", None)
-            if close is not None:
-                close()
+            if not handed_over:
+                _close(app_iter)
         if error is None:
             return
-        if window.attach == "pdb":
-            self.offer_pdb(error, client)
+        # Read afresh: the offer holds the request up to attach_wait.
+        if window.attach == "pdb" and self.still_current(window, fresh=True):
+            self.offer_pdb(error, client, window)
+        if not response.sent and not self.still_current(window):
+            # The window closed (or changed) while the request ran: nothing
+            # more is shown; the request ends as without ipdebug.
+            if handed_over:
+                try:
+                    yield from _body(t.cast("t.Iterable[bytes]", app_iter), response)
+                finally:
+                    _close(app_iter)
+                return
+            raise error
+        if handed_over:
+            _close(app_iter)
         exc_info: OptExcInfo = (type(error), error, error.__traceback__)  # type: ignore[assignment]
         if response.sent:
             # The status and part of the body are on the wire: make the server
@@ -430,7 +447,15 @@ class Debugger:
         )
         yield body
 
-    def offer_pdb(self, error: BaseException, client: str) -> None:
+    def still_current(self, window: Window, *, fresh: bool = False) -> bool:
+        """Whether ``window`` is still open; in doubt, it is not."""
+        try:
+            return self.is_current(window, fresh)
+        except Exception:
+            logger.exception("ipdebug could not check the window: treated as closed")
+            return False
+
+    def offer_pdb(self, error: BaseException, client: str, window: Window) -> None:
         """``--attach pdb``: wait (bounded) for ``ipdebug attach``."""
         try:
             post_mortem(
@@ -439,6 +464,7 @@ class Debugger:
                 wait=self.attach_wait,
                 audit=self.audit,
                 client=client,
+                still_open=lambda: self.still_current(window, fresh=True),
             )
         except Exception:
             logger.exception("ipdebug could not offer a pdb session")
@@ -477,6 +503,25 @@ class Debugger:
             # traceback in the server's error log.
             environ["wsgi.errors"].write(tb.text())
         return html.encode("utf-8")
+
+
+def _body(app_iter: t.Iterable[bytes], response: HeldResponse) -> t.Iterator[bytes]:
+    """The app's body, its held status and headers sent at the first bytes."""
+    for chunk in app_iter:
+        if chunk:
+            response.send()
+        elif not response.sent:
+            # Nothing may be yielded before start_response, and the headers
+            # stay held until real bytes arrive.
+            continue
+        yield chunk
+    response.send()
+
+
+def _close(app_iter: t.Iterable[bytes] | None) -> None:
+    close = getattr(app_iter, "close", None)
+    if close is not None:
+        close()
 
 
 def _command_name(request: Request) -> str:

@@ -464,3 +464,30 @@ def test_percent_encoded_debugger_requests_are_recognised(
         expect_errors=True,
     )
     assert response.status_int == 403 and "enter the PIN" in response.text
+
+
+@pytest.mark.parametrize("change", ["disable", "replace"])
+def test_a_window_that_ended_during_the_request_shows_no_page(
+    make: t.Callable[..., IPDebugMiddleware], change: str
+) -> None:
+    """The request re-checks its window before the debugger page: closed or
+    replaced meanwhile, the exception propagates as without ipdebug.
+    """
+    holder: dict[str, IPDebugMiddleware] = {}
+
+    def ends_window_then_fails(
+        environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]
+    ) -> list[bytes]:
+        middleware = holder["mw"]
+        if change == "disable":
+            main(["disable", "--flag", middleware.settings.flag])
+        else:
+            open_window(middleware)  # a new window, another id
+        middleware.switch.poll_now()
+        raise Boom("failed after its window ended")
+
+    middleware = holder["mw"] = make(ends_window_then_fails)
+    open_window(middleware)
+    with pytest.raises(Boom, match="failed after its window ended"):
+        client(middleware).get("/")
+    assert middleware.debugger.traceback_count == 0
