@@ -17,7 +17,9 @@ for one developer on one process:
   never the app (which would re-run the failing view);
 - an error after the body has started is re-raised to the server, which
   aborts the connection, instead of ending a truncated body cleanly;
-- every response of the debugger carries ``Cache-Control: no-store``.
+- every response of the debugger carries ``Cache-Control: no-store``;
+- a request that another site's page made the operator's browser send
+  (:mod:`ipdebug.crosssite`) is not gated in: it reaches the app as is.
 
 The Werkzeug internals it uses are wrapped in :mod:`ipdebug.internals`, the
 PIN in :mod:`ipdebug.pinguard`, the held response in :mod:`ipdebug.held`.
@@ -25,6 +27,7 @@ PIN in :mod:`ipdebug.pinguard`, the held response in :mod:`ipdebug.held`.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import typing as t
@@ -38,9 +41,10 @@ from werkzeug.wrappers import Request, Response
 
 from . import internals
 from .attach import Debugpy, post_mortem
-from .audit import Auditor, logger
+from .audit import Auditor, LogOnce, logger
 from .banner import CLOSE_PARAM, CLOSE_VALUE, CLOSED_HTML, banner_html
 from .config import INSTANCE_RE
+from .crosssite import is_cross_site
 from .errors import FlagError
 from .flag import FlagStore, Window
 from .held import HeldResponse
@@ -126,6 +130,7 @@ class Debugger:
         self.attach_wait = attach_wait
         self.debugpy = debugpy
         self.is_current = is_current
+        self._log_once = LogOnce(limit=4)
 
     def refuse(self, status: int, message: str, client: str | None) -> Response:
         """A debugger request ipdebug will not serve, with the reason."""
@@ -149,6 +154,21 @@ class Debugger:
         window: Window,
         client: str,
     ) -> t.Iterable[bytes]:
+        try:
+            cross = is_cross_site(environ)
+        except Exception:  # fail closed: not gated in
+            logger.exception("ipdebug could not tell where a request came from")
+            cross = True
+        if cross:
+            # Another site's page in the operator's browser: not gated in (no
+            # page, resource, command or external debugger for it).
+            self._log_once(
+                logging.WARNING,
+                "ipdebug passed a cross-site request to the app as if it were "
+                "not gated in: a page of another site made an allowed browser "
+                "send it (Sec-Fetch-Site, Origin or Referer)",
+            )
+            return self.app(environ, start_response)
         try:
             if window.attach == "debugpy":
                 self.debugpy.ensure(self.audit, client)
