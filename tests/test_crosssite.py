@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ipdebug.crosssite import is_cross_site
 
@@ -135,3 +137,35 @@ def test_own_origin_is_scheme_and_host(
     if host:
         env["HTTP_HOST"] = host
     assert is_cross_site(env) is cross
+
+
+HEADER_TEXT = st.text(
+    alphabet=st.characters(min_codepoint=0, max_codepoint=0xFF), max_size=60
+)
+
+
+@given(
+    site=st.none() | st.sampled_from(["same-origin", "none"]) | HEADER_TEXT,
+    origin=st.none() | HEADER_TEXT,
+    referer=st.none() | HEADER_TEXT,
+    host=HEADER_TEXT,
+)
+def test_never_raises_and_only_own_origins_pass(
+    site: str | None, origin: str | None, referer: str | None, host: str
+) -> None:
+    env = {"HTTP_HOST": host, "wsgi.url_scheme": "http"}
+    for key, value in (
+        ("HTTP_SEC_FETCH_SITE", site),
+        ("HTTP_ORIGIN", origin),
+        ("HTTP_REFERER", referer),
+    ):
+        if value is not None:
+            env[key] = value
+    cross = is_cross_site(env)
+    if not cross:
+        assert site is None or site.strip(" \t") in ("same-origin", "none")
+        if origin is not None:
+            # Only a real origin naming this very host passes.
+            scheme, _, netloc = origin.strip(" \t").lower().partition("://")
+            assert scheme in ("http", "https")
+            assert netloc.split(":")[0] == host.lower().split(":")[0]
