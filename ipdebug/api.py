@@ -14,8 +14,8 @@ argument, else ``IPDEBUG_FLAG``, else the default path.
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -89,7 +89,9 @@ def enable(
         request waits for ``ipdebug attach`` (a post-mortem pdb over a unix
         socket) before the browser page; ``"debugpy"``: gated-in requests
         start debugpy on 127.0.0.1 for an IDE (see the README).
-    :raises ConfigError: for a bad duration or address.
+    :raises ConfigError: for a bad duration or address, or an operator's
+        name (``USER``, ``SUDO_USER``, ``SSH_CLIENT``, ...) that is not
+        printable text.
     :raises FlagWriteError: when the flag cannot be written.
     """
     env = os.environ if environ is None else environ
@@ -119,6 +121,14 @@ def enable(
         pin_hash=PinHash.create(pin),
         attach=attach,
     )
+    try:
+        # What every middleware will do with it: never report a window
+        # open that they all refuse.
+        Window.from_json(window.to_json(), now=now)
+    except ValueError as exc:
+        raise ConfigError(
+            "flag", location, f"would be refused by the middleware: it {exc}"
+        ) from None
     store = open_store(location)
     store.save(window)
     Auditor(store.append_audit)(
@@ -156,7 +166,9 @@ def disable(
     store = open_store(resolve_flag(flag, env))
     existed = store.clear()
     if existed:
-        Auditor(store.append_audit)("window.disabled", by=_operator(env))
+        # Closing must work whatever the environment holds.
+        by = _operator(env, strict=False)
+        Auditor(store.append_audit)("window.disabled", by=by)
     return existed
 
 
@@ -234,12 +246,47 @@ def _expand_allow(
     return tuple(dict.fromkeys(i for i in expanded if i))
 
 
-def _operator(env: Mapping[str, str]) -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid {os.geteuid()}"
-    ssh = env.get("SSH_CLIENT", "").split()
-    sudo = env.get("SUDO_USER")
+#: Where the operator's name comes from, in getpass.getuser()'s order.
+_LOGIN_VARIABLES = ("LOGNAME", "USER", "LNAME", "USERNAME")
+_MAX_NAME = 100
+
+
+def _operator(env: Mapping[str, str], *, strict: bool = True) -> str:
+    """Who opens or closes the window, for the flag's ``by`` and the audit
+    trail: the login name, the sudo user and the SSH client's address.
+
+    :param strict: raise for an environment value that is not printable
+        text (``by`` must be, or every middleware refuses the flag); when
+        false, such a value is escaped instead (``disable`` must never fail
+        for it).
+    :raises ConfigError: naming the variable and its value.
+    """
+    user = None
+    for var in _LOGIN_VARIABLES:
+        if env.get(var):
+            user = _env_text(env, var, strict)
+            break
+    if user is None:
+        try:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = f"uid {os.geteuid()}"
+    ssh = _env_text(env, "SSH_CLIENT", strict).split()
+    sudo = _env_text(env, "SUDO_USER", strict)
     who = f"{sudo} as {user}" if sudo and sudo != user else user
     return f"{who} from {ssh[0]}" if ssh else who
+
+
+def _env_text(env: Mapping[str, str], var: str, strict: bool) -> str:
+    value = env.get(var, "")
+    if value.isprintable() and len(value) <= _MAX_NAME:
+        return value
+    if strict:
+        raise ConfigError(
+            var,
+            value,
+            f"must be printable text of at most {_MAX_NAME} characters (it is "
+            "recorded in the flag and the audit trail); fix or unset it in this "
+            "shell",
+        )
+    return ascii(value)[:_MAX_NAME]

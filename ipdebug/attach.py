@@ -7,7 +7,9 @@ session on a unix socket (mode 0600, in a private 0700 directory beside the
 flag) and waits, at most ``wait`` seconds, for ``ipdebug attach`` to connect
 the operator's terminal (over SSH: no browser, no open port). When the
 operator continues (``c``) or quits, or nobody came in time, the request
-goes on to the browser's debugger page. Every command typed is audited.
+goes on to the browser's debugger page. Every command typed is audited, and
+runs only while the window is still open: when it closes, the session tells
+the operator and ends.
 
 ``--attach debugpy`` starts debugpy on 127.0.0.1 (an ephemeral port, written
 beside the flag for ``ipdebug attach`` to show) when a gated-in request
@@ -59,20 +61,51 @@ BREAK_HEADER = "HTTP_X_IPDEBUG_BREAK"
 _counter = iter(range(1, 1 << 62))
 
 
+#: How often an attached session checks that its window is still open
+#: while it waits for the operator's next command.
+WATCH_INTERVAL = 1.0
+
+
+class _WindowClosed(Exception):
+    """The window closed during a pdb session."""
+
+
 class _AuditedInput:
-    """pdb's input: each line the operator sends is audited before pdb
-    sees it.
+    """pdb's input: before pdb sees a line the operator sent, the window is
+    checked (still open?) and the line audited.
     """
 
-    def __init__(self, stream: t.TextIO, audit: Auditor, client: str) -> None:
+    def __init__(
+        self,
+        stream: t.TextIO,
+        audit: Auditor,
+        client: str,
+        still_open: Callable[[], bool],
+    ) -> None:
         self._stream = stream
         self._audit = audit
         self._client = client
+        self._still_open = still_open
 
     def readline(self) -> str:
         line = self._stream.readline()
+        if not self._still_open():
+            raise _WindowClosed
         self._audit("attach.command", self._client, source=line.rstrip("\n"))
         return line
+
+
+def _watch(
+    conn: socket.socket, still_open: Callable[[], bool], stop: threading.Event
+) -> None:
+    """End a session whose window closed while pdb waits for input: the
+    pending read returns, and :class:`_AuditedInput` sees the window closed.
+    """
+    while not stop.wait(WATCH_INTERVAL):
+        if not still_open():
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RD)
+            return
 
 
 def post_mortem(
@@ -82,9 +115,15 @@ def post_mortem(
     wait: float,
     audit: Auditor,
     client: str,
+    still_open: Callable[[], bool],
 ) -> bool:
     """Offer a post-mortem pdb session on ``error``'s traceback over a unix
     socket in ``directory``; return whether an operator attached.
+
+    :param still_open: whether the window is still open; checked before
+        the session starts, before each command and every
+        :data:`WATCH_INTERVAL` while pdb waits: once it is closed, the
+        operator is told and the session ends.
     """
     listener, path = listen(
         directory, f"{os.getpid()}-{next(_counter)}.sock", backlog=1
@@ -111,7 +150,13 @@ def post_mortem(
             "rw", buffering=1, encoding="utf-8", errors="replace", newline="\n"
         )
         audit("attach.connected", client, debugger="pdb")
+        stop = threading.Event()
+        threading.Thread(
+            target=_watch, args=(conn, still_open, stop), daemon=True
+        ).start()
         try:
+            if not still_open():
+                raise _WindowClosed
             stream.write(
                 f"ipdebug: post-mortem of {type(error).__name__}: {error}\n"
                 "(c or q lets the request go on to the browser's debugger page)\n"
@@ -119,16 +164,25 @@ def post_mortem(
             # No .pdbrc from the server's directories; no SIGINT handler
             # (only the main thread may install one).
             debugger = pdb.Pdb(
-                stdin=_AuditedInput(stream, audit, client),  # type: ignore[arg-type]
+                stdin=_AuditedInput(stream, audit, client, still_open),  # type: ignore[arg-type]
                 stdout=stream,
                 nosigint=True,
                 readrc=False,
             )
             debugger.reset()
             debugger.interaction(None, error.__traceback__)
+        except _WindowClosed:
+            audit("attach.closed", client, debugger="pdb")
+            with contextlib.suppress(OSError, ValueError):
+                stream.write(
+                    "\nipdebug: the debugging window closed; this session ends "
+                    "(nothing more runs)\n"
+                )
+                stream.flush()
         except (OSError, EOFError, ValueError):
             pass  # the operator went away; the request goes on
         finally:
+            stop.set()
             with contextlib.suppress(OSError, ValueError):
                 stream.close()
         audit("attach.ended", client, debugger="pdb")

@@ -17,7 +17,9 @@ for one developer on one process:
   never the app (which would re-run the failing view);
 - an error after the body has started is re-raised to the server, which
   aborts the connection, instead of ending a truncated body cleanly;
-- every response of the debugger carries ``Cache-Control: no-store``.
+- every response of the debugger carries ``Cache-Control: no-store``;
+- a request that another site's page made the operator's browser send
+  (:mod:`ipdebug.crosssite`) is not gated in: it reaches the app as is.
 
 The Werkzeug internals it uses are wrapped in :mod:`ipdebug.internals`, the
 PIN in :mod:`ipdebug.pinguard`, the held response in :mod:`ipdebug.held`.
@@ -25,6 +27,7 @@ PIN in :mod:`ipdebug.pinguard`, the held response in :mod:`ipdebug.held`.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import typing as t
@@ -38,9 +41,10 @@ from werkzeug.wrappers import Request, Response
 
 from . import internals
 from .attach import Debugpy, post_mortem
-from .audit import Auditor, logger
+from .audit import Auditor, LogOnce, logger
 from .banner import CLOSE_PARAM, CLOSE_VALUE, CLOSED_HTML, banner_html
 from .config import INSTANCE_RE
+from .crosssite import is_cross_site
 from .errors import FlagError
 from .flag import FlagStore, Window
 from .held import HeldResponse
@@ -82,6 +86,12 @@ class Debugger:
     :param attach_dir: where pdb sessions of ``--attach pdb`` listen.
     :param attach_wait: how long a request waits for an external debugger.
     :param debugpy: this process's debugpy (``--attach debugpy``).
+    :param is_current: ``is_current(window, fresh)``, whether a window is
+        still the open one (``fresh``: read from the flag store now, else
+        as the switch last saw it, at most a second ago). A request
+        re-checks the window it started with before it shows a debugger
+        page, and a pdb session before each command, so nothing more is
+        served once a window closed.
     """
 
     def __init__(
@@ -101,6 +111,7 @@ class Debugger:
         attach_dir: str,
         attach_wait: float,
         debugpy: Debugpy,
+        is_current: t.Callable[[Window, bool], bool],
     ) -> None:
         self.app = app
         self.audit = audit
@@ -118,6 +129,8 @@ class Debugger:
         self.attach_dir = attach_dir
         self.attach_wait = attach_wait
         self.debugpy = debugpy
+        self.is_current = is_current
+        self._log_once = LogOnce(limit=4)
 
     def refuse(self, status: int, message: str, client: str | None) -> Response:
         """A debugger request ipdebug will not serve, with the reason."""
@@ -141,6 +154,21 @@ class Debugger:
         window: Window,
         client: str,
     ) -> t.Iterable[bytes]:
+        try:
+            cross = is_cross_site(environ)
+        except Exception:  # fail closed: not gated in
+            logger.exception("ipdebug could not tell where a request came from")
+            cross = True
+        if cross:
+            # Another site's page in the operator's browser: not gated in (no
+            # page, resource, command or external debugger for it).
+            self._log_once(
+                logging.WARNING,
+                "ipdebug passed a cross-site request to the app as if it were "
+                "not gated in: a page of another site made an allowed browser "
+                "send it (Sec-Fetch-Site, Origin or Referer)",
+            )
+            return self.app(environ, start_response)
         try:
             if window.attach == "debugpy":
                 self.debugpy.ensure(self.audit, client)
@@ -373,6 +401,10 @@ class Debugger:
         response = HeldResponse(start_response)
         app_iter: t.Iterable[bytes] | None = None
         error: BaseException | None = None
+        # A framework that turned the error into its own response (Flask's
+        # 500) handed the exception over: that response is kept, unread, in
+        # case the window closed before the debugger page is shown.
+        handed_over = False
         skip = 0
         try:
             if window.attach == "debugpy":
@@ -381,26 +413,31 @@ class Debugger:
                 )
             app_iter = self.app(environ, response.start_response)
             error = environ.pop(EXCEPTION_KEY, None)
+            handed_over = error is not None
             if error is None:
-                for chunk in app_iter:
-                    if chunk:
-                        response.send()
-                    elif not response.sent:
-                        # Nothing may be yielded before start_response, and
-                        # the headers stay held until real bytes arrive.
-                        continue
-                    yield chunk
-                response.send()
+                yield from _body(app_iter, response)
         except Exception as exc:
-            error, skip = exc, 1  # skip this frame in the traceback
+            error, skip, handed_over = exc, 1, False  # skip this frame
         finally:
-            close = getattr(app_iter, "close", None)
-            if close is not None:
-                close()
+            if not handed_over:
+                _close(app_iter)
         if error is None:
             return
-        if window.attach == "pdb":
-            self.offer_pdb(error, client)
+        # Read afresh: the offer holds the request up to attach_wait.
+        if window.attach == "pdb" and self.still_current(window, fresh=True):
+            self.offer_pdb(error, client, window)
+        if not response.sent and not self.still_current(window):
+            # The window closed (or changed) while the request ran: nothing
+            # more is shown; the request ends as without ipdebug.
+            if handed_over:
+                try:
+                    yield from _body(t.cast("t.Iterable[bytes]", app_iter), response)
+                finally:
+                    _close(app_iter)
+                return
+            raise error
+        if handed_over:
+            _close(app_iter)
         exc_info: OptExcInfo = (type(error), error, error.__traceback__)  # type: ignore[assignment]
         if response.sent:
             # The status and part of the body are on the wire: make the server
@@ -430,7 +467,15 @@ class Debugger:
         )
         yield body
 
-    def offer_pdb(self, error: BaseException, client: str) -> None:
+    def still_current(self, window: Window, *, fresh: bool = False) -> bool:
+        """Whether ``window`` is still open; in doubt, it is not."""
+        try:
+            return self.is_current(window, fresh)
+        except Exception:
+            logger.exception("ipdebug could not check the window: treated as closed")
+            return False
+
+    def offer_pdb(self, error: BaseException, client: str, window: Window) -> None:
         """``--attach pdb``: wait (bounded) for ``ipdebug attach``."""
         try:
             post_mortem(
@@ -439,6 +484,7 @@ class Debugger:
                 wait=self.attach_wait,
                 audit=self.audit,
                 client=client,
+                still_open=lambda: self.still_current(window, fresh=True),
             )
         except Exception:
             logger.exception("ipdebug could not offer a pdb session")
@@ -455,7 +501,7 @@ class Debugger:
         """The debugger page for ``error``; keeps its frames for the console."""
         tb = internals.Traceback(error, skip=skip)
         session = self.sessions.get(window)
-        self.sessions.keep(session, id(tb), tb.frames, contexts)
+        self.sessions.keep(session, tb.frames, contexts)
         html = self.with_banner(
             tb.page(
                 evalex=self.evalex,
@@ -477,6 +523,25 @@ class Debugger:
             # traceback in the server's error log.
             environ["wsgi.errors"].write(tb.text())
         return html.encode("utf-8")
+
+
+def _body(app_iter: t.Iterable[bytes], response: HeldResponse) -> t.Iterator[bytes]:
+    """The app's body, its held status and headers sent at the first bytes."""
+    for chunk in app_iter:
+        if chunk:
+            response.send()
+        elif not response.sent:
+            # Nothing may be yielded before start_response, and the headers
+            # stay held until real bytes arrive.
+            continue
+        yield chunk
+    response.send()
+
+
+def _close(app_iter: t.Iterable[bytes] | None) -> None:
+    close = getattr(app_iter, "close", None)
+    if close is not None:
+        close()
 
 
 def _command_name(request: Request) -> str:

@@ -16,9 +16,12 @@ live beside the flag, and another user could create them first. ``enable``
 creates missing directories with mode 0700 and never through a symbolic
 link.
 
-Failed PIN attempts are counted in a file beside the flag, one byte appended
-per failure (``O_APPEND`` writes are atomic), so every worker sees the same
-count without a lock. The audit trail, ``audit.log`` beside the flag, gets
+PIN attempts are counted in a file beside the flag, one byte appended per
+attempt *before* the PIN is checked (``O_APPEND`` writes are atomic), so
+every worker sees the same count without a lock and concurrent guesses
+cannot overrun the limit; right PINs are counted in a second file and
+subtracted. Counters that another user could have planted or could write
+are refused, which locks the console. The audit trail, ``audit.log`` beside the flag, gets
 one JSON line per event from every process and from the CLI.
 """
 
@@ -194,30 +197,59 @@ class FileFlagStore:
 
     # PIN failures, shared by every process using this flag
 
-    def _counter(self, window_id: str) -> str:
-        return f"{self.path}.{window_id}.pinfail"
+    def _counter(self, window_id: str, kind: str = "pinfail") -> str:
+        return f"{self.path}.{window_id}.{kind}"
 
     def count_pin_failure(self, window_id: str) -> int:
-        fd = os.open(
-            self._counter(window_id),
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-        )
+        """Append one byte to the window's counter (``O_APPEND`` makes
+        concurrent appends distinct) and return its size, minus the
+        attempts forgiven.
+
+        :raises FlagError: when a counter is not a private regular file
+            (planted by another user): the caller locks the console.
+        """
+        fd = _open_counter(self._counter(window_id))
         try:
             os.write(fd, b"x")
-            return os.fstat(fd).st_size
+            # At least this attempt's position: another append between the
+            # write and the fstat only makes the count larger.
+            attempts = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        return attempts - self._counter_size(self._counter(window_id, "pinok"))
+
+    def forgive_pin_failure(self, window_id: str) -> None:
+        """Append one byte to the window's count of right PINs."""
+        fd = _open_counter(self._counter(window_id, "pinok"))
+        try:
+            os.write(fd, b"x")
         finally:
             os.close(fd)
 
     def pin_failures(self, window_id: str) -> int:
+        """:raises FlagError: as :meth:`count_pin_failure`."""
+        attempts = self._counter_size(self._counter(window_id))
+        return attempts - self._counter_size(self._counter(window_id, "pinok"))
+
+    def _counter_size(self, path: str) -> int:
         try:
-            return os.lstat(self._counter(window_id)).st_size
+            st = os.lstat(path)
         except FileNotFoundError:
             return 0
+        except OSError as exc:
+            raise FlagError(path, f"cannot be read: {exc.strerror}") from None
+        problem = _unsafe_file(st)
+        if problem:
+            raise FlagError(path, problem)
+        return st.st_size
 
     def _remove_counters(self, keep: str | None) -> None:
-        for path in glob.glob(glob.escape(self.path) + ".*.pinfail"):
-            if keep is None or path != self._counter(keep):
+        kept = (
+            () if keep is None else (self._counter(keep), self._counter(keep, "pinok"))
+        )
+        pattern = glob.escape(self.path) + ".*.pin"
+        for path in glob.glob(pattern + "fail") + glob.glob(pattern + "ok"):
+            if path not in kept:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
 
@@ -243,22 +275,27 @@ class FileFlagStore:
         """
         line = (json.dumps(record, default=str, ensure_ascii=True) + "\n").encode()
         path = self.audit_path
-        fd = _open_audit(path)
+        fd = _open_append(path)
         try:
             size = os.fstat(fd).st_size
             if size and size + len(line) > MAX_AUDIT_BYTES:
                 _rotate(path)
                 os.close(fd)
                 fd = -1
-                fd = _open_audit(path)
+                fd = _open_append(path)
             _write_all(fd, line)
         finally:
             if fd >= 0:
                 os.close(fd)
 
 
-def _open_audit(path: str) -> int:
-    """Open (or create, 0600) the trail for appending, and check it."""
+def _open_append(path: str) -> int:
+    """Open (or create, 0600) a file beside the flag for appending, and
+    check it: another user may have planted it, as a symbolic link, a FIFO
+    or a file they can write.
+
+    :raises NotPrivate: for anything but a private regular file.
+    """
     try:
         fd = os.open(
             path,
@@ -335,6 +372,20 @@ def _unsafe_file(st: os.stat_result) -> str | None:
         mode = stat.S_IMODE(st.st_mode)
         return f"is writable by group or others (mode {mode:04o}); run chmod 600 on it"
     return None
+
+
+def _open_counter(path: str) -> int:
+    """Open (creating, mode 0600) a PIN counter for appending.
+
+    :raises FlagError: for anything but a private regular file (which locks
+        the console).
+    """
+    try:
+        return _open_append(path)
+    except NotPrivate as exc:
+        raise FlagError(path, exc.problem) from None
+    except OSError as exc:
+        raise FlagError(path, f"cannot be opened: {exc.strerror}") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:

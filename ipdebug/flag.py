@@ -207,12 +207,21 @@ class FlagStore(Protocol):
         """
 
     def count_pin_failure(self, window_id: str) -> int:
-        """Record one failed PIN attempt; return the total for the window
-        across every process using this store.
+        """Count one PIN attempt as failed, *before* it is checked, and
+        return the window's count across every process using this store,
+        this attempt included. Atomic: concurrent callers get distinct
+        counts, so no more attempts than the limit are ever checked.
+        """
+
+    def forgive_pin_failure(self, window_id: str) -> None:
+        """Take back the count of an attempt that proved right, so that
+        operators who enter the PIN do not use up the failure limit.
         """
 
     def pin_failures(self, window_id: str) -> int:
-        """Failed PIN attempts so far for the window, across processes."""
+        """Attempts counted and not forgiven so far for the window (failed,
+        or being checked), across processes.
+        """
 
     def append_audit(self, record: dict[str, object]) -> None:
         """Add one record to the durable audit trail that every process

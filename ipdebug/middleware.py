@@ -170,6 +170,7 @@ class IPDebugMiddleware:
             attach_dir=attach_dir,
             attach_wait=self.settings.attach_wait,
             debugpy=Debugpy(attach_dir, can_recycle=lambda: self.recycle is not None),
+            is_current=self._is_current,
         )
         self.switch = Switch(
             self.store,
@@ -212,6 +213,14 @@ class IPDebugMiddleware:
                 self.settings, window, self._log_once, self._forwarded_seen
             )
         return gate.client(environ)
+
+    def _is_current(self, window: Window, fresh: bool) -> bool:
+        """Whether ``window`` is still the open one, for a request that ran
+        a while (a slow view, a pdb session): as every request sees it (the
+        flag read at most once a second), or, ``fresh``, read now (before a
+        pdb command, which a person types).
+        """
+        return (self.switch.poll_now() if fresh else self.switch.current()) == window
 
     def _forwarded_seen(self, peer: str) -> None:
         """Evidence for ``ipdebug doctor``, and a hint for the operator."""

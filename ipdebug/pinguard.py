@@ -2,8 +2,9 @@
 
 Werkzeug's own PIN logic is replaced: the PIN is checked against the flag's
 scrypt hash, the unlock cookie is signed for the window (so it works on every
-worker and no later window), and failed attempts are counted by the flag
-store across every process; ten lock the window's console for everyone.
+worker and no later window), and attempts are counted by the flag store
+across every process, before the PIN is checked; ten wrong ones lock the
+window's console for everyone, however many are tried at once.
 """
 
 from __future__ import annotations
@@ -76,29 +77,63 @@ class PinGuard:
             )
             return MAX_PIN_FAILURES
 
+    def _reserve(self, window: Window) -> int | None:
+        """Count this attempt; ``None`` when the store cannot (locked)."""
+        try:
+            return self.store.count_pin_failure(window.id)
+        except Exception:
+            self._log_once(
+                logging.ERROR,
+                "ipdebug cannot count a PIN attempt: console locked",
+                exc_info=True,
+            )
+            return None
+
+    def _forgive(self, window: Window) -> None:
+        """Take back a right PIN's count; when the store cannot, it stays
+        counted (safe: the limit is then reached sooner).
+        """
+        try:
+            self.store.forgive_pin_failure(window.id)
+        except Exception:
+            self._log_once(
+                logging.ERROR,
+                "ipdebug cannot take back the count of a right PIN: it stays "
+                "counted against the limit (a Redis ACL needs +decr)",
+                exc_info=True,
+            )
+
     def authenticate(self, request: Request, window: Window, client: str) -> Response:
-        """Werkzeug's ``pinauth`` command: JSON ``{"auth", "exhausted"}``."""
+        """Werkzeug's ``pinauth`` command: JSON ``{"auth", "exhausted"}``.
+
+        Each attempt is counted as a failure *before* its PIN is checked,
+        atomically across processes, and checked only when its count is
+        within the limit: concurrent guessers cannot get more than
+        :data:`~ipdebug.pin.MAX_PIN_FAILURES` PINs checked. The count of a
+        right PIN, or of an attempt refused unchecked, is then taken back.
+        """
         auth = exhausted = False
         if self.trusted(request.environ, window):
             auth = True
         elif self.failures(window) >= MAX_PIN_FAILURES:
             exhausted = True
             self.audit("pin.locked", client)
-        elif window.pin.verify(request.args.get("pin", "")):
-            auth = True
-            self.audit("pin.success", client)
         else:
-            try:
-                failures = self.store.count_pin_failure(window.id)
-            except Exception:
-                self._log_once(
-                    logging.ERROR,
-                    "ipdebug cannot count a PIN failure: console locked",
-                    exc_info=True,
-                )
-                failures = MAX_PIN_FAILURES
-            exhausted = failures >= MAX_PIN_FAILURES
-            self.audit("pin.failure", client, failures=failures)
+            attempt = self._reserve(window)
+            if attempt is None or attempt > MAX_PIN_FAILURES:
+                if attempt is not None:
+                    # Over the limit while other attempts are being checked:
+                    # not checked, so not a failure to keep.
+                    self._forgive(window)
+                exhausted = True
+                self.audit("pin.locked", client)
+            elif window.pin.verify(request.args.get("pin", "")):
+                auth = True
+                self._forgive(window)
+                self.audit("pin.success", client)
+            else:
+                exhausted = attempt >= MAX_PIN_FAILURES
+                self.audit("pin.failure", client, failures=attempt)
         response = Response(
             json.dumps({"auth": auth, "exhausted": exhausted}),
             mimetype="application/json",

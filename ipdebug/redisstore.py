@@ -25,9 +25,10 @@ How it behaves:
   old (Redis down, slow, partitioned, or the credentials refused), or the
   value is not a valid window, the window is *off* in that process, and
   ipdebug logs one warning per problem; it is on again when Redis answers.
-- Failed PIN attempts are counted in ``<key>:pinfail:<window id>`` (``INCR``,
-  expiring with the window), shared by every process of every host: ten
-  wrong PINs anywhere lock the console everywhere. When Redis cannot count,
+- PIN attempts are counted in ``<key>:pinfail:<window id>`` (``INCR``
+  before the PIN is checked, ``DECR`` when it was right; expiring with the
+  window), shared by every process of every host: ten wrong PINs anywhere
+  lock the console everywhere, however many are tried at once. When Redis cannot count,
   the console is locked.
 - The audit trail is the stream ``<key>:audit`` (``XADD ... MAXLEN ~
   10000``), one entry per event from every process and the CLI; read it
@@ -322,12 +323,24 @@ class RedisFlagStore:
             raise FlagError(self.location, problem)
 
     def count_pin_failure(self, window_id: str) -> int:
-        """``INCR`` the window's counter and make it expire when the window
-        ends (plus the allowed clock skew between hosts).
+        """``INCR`` the window's counter, before the PIN is checked, and make
+        it expire when the window ends (plus the allowed clock skew between
+        hosts). ``INCR`` gives concurrent callers distinct counts.
 
         :raises FlagError: when Redis cannot count, or the reader thread
             found it down (the caller locks the console).
         """
+        return self._add_to_counter(window_id, 1)
+
+    def forgive_pin_failure(self, window_id: str) -> None:
+        """``DECR`` the window's counter after a right PIN.
+
+        :raises FlagError: when Redis cannot (an ACL without ``+decr``): the
+            attempt then stays counted.
+        """
+        self._add_to_counter(window_id, -1)
+
+    def _add_to_counter(self, window_id: str, step: int) -> int:
         counter = self._counter(window_id)
         self._fail_fast()
         parsed = self._parsed
@@ -336,7 +349,9 @@ class RedisFlagStore:
             remaining = parsed[1].until - time.time() + CLOCK_SKEW
         try:
             pipe = self._client().pipeline(transaction=True)
-            pipe.incr(counter)
+            # INCR and DECR by name: redis-py's incr() sends INCRBY, which
+            # the README's least-privilege ACL (+incr +decr) does not allow.
+            pipe.execute_command("INCR" if step > 0 else "DECR", counter)  # type: ignore[no-untyped-call]
             pipe.pexpire(counter, max(1000, math.ceil(remaining * 1000)))
             count, _ = pipe.execute()
         except Exception as exc:

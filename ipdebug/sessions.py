@@ -9,6 +9,7 @@ changes or the process forks.
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import threading
@@ -24,7 +25,15 @@ Contexts = list[t.ContextManager[t.Any]]
 class Session:
     """One process's state for one window."""
 
-    __slots__ = ("contexts", "frames", "pid", "secret", "tracebacks", "window_id")
+    __slots__ = (
+        "contexts",
+        "frames",
+        "numbers",
+        "pid",
+        "secret",
+        "tracebacks",
+        "window_id",
+    )
 
     def __init__(self, window_id: str | None, instance: str) -> None:
         self.pid = os.getpid()
@@ -35,7 +44,11 @@ class Session:
         self.secret = f"{self.pid}x{secrets.token_hex(16)}~{instance}"
         self.frames: dict[int, Frame] = {}
         self.contexts: dict[int, Contexts] = {}
+        # Keyed by a number never reused: the id() of a traceback object
+        # that has since died can be, and an entry overwritten under it
+        # would orphan its frames until the window ends.
         self.tracebacks: OrderedDict[int, list[int]] = OrderedDict()
+        self.numbers = itertools.count()
 
 
 class Sessions:
@@ -72,17 +85,17 @@ class Sessions:
                     session = self._current = Session(session.window_id, self.instance)
         return session
 
-    def keep(
-        self, session: Session, key: int, frames: list[Frame], contexts: Contexts
-    ) -> None:
+    def keep(self, session: Session, frames: list[Frame], contexts: Contexts) -> None:
         """Hold ``frames`` (one traceback) for the console, dropping the
         oldest traceback beyond ``max_tracebacks``.
         """
         with self._lock:
+            # A held frame is alive, so its id() (the page's ``frm``) is
+            # unique among held frames.
             for frame in frames:
                 session.frames[id(frame)] = frame
                 session.contexts[id(frame)] = contexts
-            session.tracebacks[key] = [id(frame) for frame in frames]
+            session.tracebacks[next(session.numbers)] = [id(f) for f in frames]
             while len(session.tracebacks) > self.max_tracebacks:
                 _, dropped = session.tracebacks.popitem(last=False)
                 for frame_id in dropped:

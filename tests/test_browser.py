@@ -4,13 +4,19 @@ under 4-worker gunicorn: page, PIN prompt, console.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import json
 import os
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import ipdebug
+from ipdebug.filestore import FileFlagStore
 
 from .servers import ROOT, gunicorn
 
@@ -91,3 +97,109 @@ def test_pin_prompt_and_console_in_chromium(tmp_path: Path) -> None:
                 )
             finally:
                 browser.close()
+
+
+ATTACKER_PAGE = """<!doctype html>
+<title>another site</title>
+<img id="probe" src="{app}/?__debugger__=yes&cmd=resource&f=console.png"
+     onload="document.title = 'probe:load'" onerror="document.title = 'probe:error'">
+<iframe id="victim" src="{app}/fail"></iframe>
+<a id="link" href="{app}/fail">the failing page</a>
+"""
+
+
+@contextlib.contextmanager
+def attacker_site(html: str) -> Iterator[str]:
+    """Another site: a page served from 127.0.0.2, a different site from
+    127.0.0.1 for the browser, on a loopback address.
+    """
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.2:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_another_sites_page_cannot_probe_or_trigger_the_debugger(
+    tmp_path: Path,
+) -> None:
+    """While a window is open for 127.0.0.1, a page of another site (here
+    127.0.0.2) in the operator's browser neither learns it (the debugger's
+    image does not load) nor gets a debugger page rendered for its request.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with gunicorn(tmp_path, "-w", "2") as server:
+        ipdebug.enable("5m", allow=["127.0.0.1"], flag=server.flag, environ={})
+        app = f"http://127.0.0.1:{server.port}"
+        with (
+            attacker_site(ATTACKER_PAGE.format(app=app)) as attacker,
+            sync_playwright() as playwright,
+        ):
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = browser.new_page(user_agent="ipdebug-test")
+                # Control: typed by the operator, the failing page is the
+                # debugger (once every worker has seen the window).
+                for _ in range(30):
+                    page.goto(f"{app}/fail")
+                    if page.locator("div.debugger").count():
+                        break
+                    page.wait_for_timeout(100)
+                assert page.locator("div.debugger").count() == 1
+                # Control: on the app's own page, the image loads.
+                page.goto(f"{app}/")
+                assert (
+                    page.evaluate(
+                        "src => new Promise(done => { const i = new Image();"
+                        " i.onload = () => done('load');"
+                        " i.onerror = () => done('error'); i.src = src; })",
+                        f"{app}/?__debugger__=yes&cmd=resource&f=console.png",
+                    )
+                    == "load"
+                )
+                pages_before = audit_events(server.flag).count("debugger.page")
+
+                page.goto(attacker)
+                page.wait_for_function("document.title.startsWith('probe:')")
+                assert page.title() == "probe:error"
+                victim = page.frame_locator("#victim")
+                victim.locator("body").wait_for()
+                framed = next(f for f in page.frames if f.url.endswith("/fail"))
+                assert "Werkzeug Debugger" not in framed.content()
+                assert "Internal Server Error" in framed.content()
+                # A link followed from the other site: the app's own error.
+                with page.expect_navigation():
+                    page.click("#link")
+                assert "Werkzeug Debugger" not in page.content()
+                assert "Internal Server Error" in page.content()
+                assert audit_events(server.flag).count("debugger.page") == pages_before
+                # Typed again by the operator: the debugger.
+                page.goto(f"{app}/fail")
+                assert page.locator("div.debugger").count() == 1
+            finally:
+                browser.close()
+
+
+def audit_events(flag: str) -> list[str]:
+    with open(FileFlagStore(flag).audit_path) as log:
+        return [json.loads(line)["event"] for line in log]

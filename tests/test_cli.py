@@ -173,6 +173,49 @@ def test_usage_errors_exit_2_with_one_line_naming_the_value(
     assert not os.path.exists(flag)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param("SUDO_USER", "alice\x1b[2J\x1b[31m", id="sudo-user-escape"),
+        pytest.param("SUDO_USER", "alice\nwindow.disabled", id="sudo-user-newline"),
+        pytest.param("SUDO_USER", "a" * 101, id="sudo-user-long"),
+        pytest.param("SSH_CLIENT", "198.51.100.23\x07 52022 22", id="ssh-client-bell"),
+        pytest.param("SSH_CLIENT", "198.51.100.23 52022 22\r", id="ssh-client-cr"),
+        pytest.param("USER", "bob\x7f", id="user-delete"),
+        pytest.param("LOGNAME", "bob\u202e", id="logname-bidi-override"),
+    ],
+)
+def test_a_hostile_environment_is_refused_by_enable_and_ignored_by_disable(
+    variable: str,
+    value: str,
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+) -> None:
+    """The operator's names flow into the flag's ``by``, which every
+    middleware refuses unless it is printable: ``enable`` must not say
+    "window open" for a window nobody honours.
+    """
+    monkeypatch.setenv(variable, value)
+    code, out, err = run(capsys, "enable", "--allow", "127.0.0.1", "--flag", flag)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith(f"ipdebug: {variable}: ")
+    assert repr(value) in err
+    assert not os.path.exists(flag)
+    # Closing always works, and the audit trail gets the value escaped.
+    monkeypatch.delenv(variable)
+    assert run(capsys, "enable", "--allow", "127.0.0.1", "--flag", flag)[0] == 0
+    monkeypatch.setenv(variable, value)
+    code, out, _ = run(capsys, "disable", "--flag", flag)
+    assert code == 0 and "window closed" in out
+    audit = Path(FileFlagStore(flag).audit_path).read_text()
+    disabled = json.loads(audit.splitlines()[-1])
+    assert disabled["event"] == "window.disabled"
+    assert str(disabled["by"]).isprintable()
+
+
 def test_max_window_from_environment(
     flag: str,
     capsys: pytest.CaptureFixture[str],

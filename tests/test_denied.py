@@ -94,6 +94,26 @@ CAUSES = [
         {},
         id="trusted-proxy-without-header",
     ),
+    # Another site's page, in an allowed operator's browser.
+    pytest.param(
+        {}, [OPERATOR], {"HTTP_SEC_FETCH_SITE": "cross-site"}, id="cross-site"
+    ),
+    pytest.param(
+        {}, [OPERATOR], {"HTTP_SEC_FETCH_SITE": "same-site"}, id="same-site-sibling"
+    ),
+    pytest.param(
+        {},
+        [OPERATOR],
+        {"HTTP_ORIGIN": "http://127.0.0.2:8000", "HTTP_SEC_FETCH_SITE": "none"},
+        id="foreign-origin",
+    ),
+    pytest.param({}, [OPERATOR], {"HTTP_ORIGIN": "null"}, id="null-origin"),
+    pytest.param(
+        {},
+        [OPERATOR],
+        {"HTTP_REFERER": "http://evil.example/attack.html"},
+        id="foreign-referer",
+    ),
 ]
 
 
@@ -131,7 +151,14 @@ def test_control_the_same_requests_are_gated_in_without_the_cause(
     """Guards the table above: with no denial cause, ipdebug does answer."""
     middleware = make(console_path="/console")
     open_window(middleware)
-    env = {"REMOTE_ADDR": OPERATOR, "HTTP_HOST": HOST}
+    env = {
+        "REMOTE_ADDR": OPERATOR,
+        "HTTP_HOST": HOST,
+        # What a browser sends on the operator's own pages.
+        "HTTP_SEC_FETCH_SITE": "same-origin",
+        "HTTP_ORIGIN": f"http://{HOST}",
+        "HTTP_REFERER": f"http://{HOST}/fail",
+    }
     if path == "/":
         return  # a normal route is the app's either way
     if path == "/stream-fail":

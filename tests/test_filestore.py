@@ -7,6 +7,7 @@ import os
 import re
 import stat
 import time
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 import ipdebug
 from ipdebug.errors import FlagError, FlagWriteError
 from ipdebug.filestore import FileFlagStore
+
+from .conftest import client, open_window, secret_and_frame, unlock
 
 
 def write_flag(flag: str, **changes: object) -> None:
@@ -309,3 +312,88 @@ def test_pin_failures_are_counted_per_window_and_reset_by_enable(flag: str) -> N
     write_flag(flag)
     assert store.pin_failures(window.id) == 0  # the old window's counter is gone
     assert not [n for n in os.listdir(os.path.dirname(flag)) if n.endswith(".pinfail")]
+
+
+def _plant_symlink(path: str) -> None:
+    target = path + ".target"
+    Path(target).write_bytes(b"")
+    os.symlink(target, path)
+
+
+def _plant_owned_by_another_user(path: str) -> None:
+    Path(path).write_bytes(b"")
+    os.chown(path, 12345, 12345)  # could be truncated by them at will
+
+
+def _plant_writable(path: str) -> None:
+    Path(path).write_bytes(b"")
+    os.chmod(path, 0o666)
+
+
+ROOT_ONLY = pytest.mark.skipif(
+    os.geteuid() != 0, reason="giving a file to another user needs root"
+)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "plant"),
+    [
+        pytest.param("pinfail", _plant_symlink, id="failures-symlink"),
+        pytest.param(
+            "pinfail",
+            _plant_owned_by_another_user,
+            id="failures-other-owner",
+            marks=ROOT_ONLY,
+        ),
+        pytest.param("pinfail", _plant_writable, id="failures-mode-0666"),
+        pytest.param("pinfail", os.mkdir, id="failures-directory"),
+        pytest.param("pinok", _plant_symlink, id="forgiven-symlink"),
+        pytest.param(
+            "pinok",
+            _plant_owned_by_another_user,
+            id="forgiven-other-owner",
+            marks=ROOT_ONLY,
+        ),
+        pytest.param("pinok", _plant_writable, id="forgiven-mode-0666"),
+    ],
+)
+def test_a_planted_pin_counter_locks_the_console(
+    tmp_path: Path,
+    suffix: str,
+    plant: t.Callable[[str], object],
+    make: t.Callable[..., t.Any],
+) -> None:
+    """A counter that is not a private regular file (planted through some
+    other hole, to reset the failures by truncating or to forgive them) is
+    refused and locks the console. Shared flag directories, where another
+    user could plant one, are refused outright (test_local_users.py).
+    """
+    private = tmp_path / "state"
+    private.mkdir(mode=0o700)
+    flag = str(private / "flag.json")
+    middleware = make(flag=flag)
+    opened = open_window(middleware)
+    plant(f"{flag}.{opened.window_id}.{suffix}")
+    store = FileFlagStore(flag)
+    with pytest.raises(FlagError):
+        store.count_pin_failure(opened.window_id)
+    with pytest.raises(FlagError):
+        store.pin_failures(opened.window_id)
+    app = client(middleware)
+    secret, _ = secret_and_frame(app.get("/fail", status=500, expect_errors=True).text)
+    assert unlock(app, secret, opened.pin) == {"auth": False, "exhausted": True}
+
+
+def test_counters_are_created_private(flag: str) -> None:
+    write_flag(flag)
+    store = FileFlagStore(flag)
+    window = store.load(time.time())
+    assert window is not None
+    store.count_pin_failure(window.id)
+    store.forgive_pin_failure(window.id)
+    for suffix in ("pinfail", "pinok"):
+        st = os.lstat(f"{flag}.{window.id}.{suffix}")
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid()
+    assert store.pin_failures(window.id) == 0
+    ipdebug.disable(flag, environ={})
+    assert not [n for n in os.listdir(os.path.dirname(flag)) if ".pin" in n]

@@ -162,3 +162,33 @@ def test_http_errors_are_not_debugged(flag: str) -> None:
     open_window(t.cast(IPDebugMiddleware, entry))
     gated = TestApp(entry, extra_environ={"REMOTE_ADDR": OPERATOR, "HTTP_HOST": HOST})
     assert "Werkzeug Debugger" not in gated.get("/nope", status=404).text
+
+
+def test_a_window_closed_during_the_view_gets_the_apps_own_500(flag: str) -> None:
+    """Gated in when it started, the request re-checks the window before the
+    debugger page: closed, it gets Flask's own error page, byte for byte.
+    """
+    app = create_app()
+
+    @app.route("/close-then-fail")
+    def close_then_fail() -> str:
+        ipdebug.disable(flag, environ={})
+        middleware.switch.poll_now()  # as the next poll, within a second
+        raise RuntimeError("basket broke after the window closed")
+
+    middleware = IPDebugMiddleware(app, flag=flag, allow=[OPERATOR], environ={})
+    open_window(middleware)
+    browser = TestApp(
+        middleware, extra_environ={"REMOTE_ADDR": OPERATOR, "HTTP_HOST": HOST}
+    )
+    got = browser.get("/close-then-fail", expect_errors=True)
+    expected = TestApp(app, extra_environ={"HTTP_HOST": HOST}).get(
+        "/fail", expect_errors=True
+    )
+    assert (got.status, got.headerlist, got.body) == (
+        expected.status,
+        expected.headerlist,
+        expected.body,
+    )
+    assert got.text == "our own sorry page"
+    assert middleware.debugger.traceback_count == 0

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from webtest import TestApp
@@ -15,6 +17,7 @@ from werkzeug.test import EnvironBuilder
 
 from ipdebug import IPDebugMiddleware
 from ipdebug.cli import main
+from ipdebug.pin import PinHash
 
 from .conftest import (
     OPERATOR,
@@ -161,6 +164,65 @@ def test_ten_wrong_pins_lock_the_console_until_the_window_ends(
     fresh = open_window(middleware)
     secret, _ = secret_and_frame(app.get("/fail", status=500, expect_errors=True).text)
     assert unlock(app, secret, fresh.pin)["auth"] is True
+
+
+def test_concurrent_wrong_pins_get_at_most_ten_checked(
+    make: t.Callable[..., IPDebugMiddleware],
+    monkeypatch: pytest.MonkeyPatch,
+    records: t.Any,
+) -> None:
+    """32 guessers at once: each attempt is counted before its PIN is
+    checked, so no more than ten PINs are ever checked (counted here by a
+    wrapper around the real scrypt check).
+    """
+    middleware = make()
+    opened = open_window(middleware)
+    secret, _ = secret_and_frame(
+        client(middleware).get("/fail", status=500, expect_errors=True).text
+    )
+    checked: list[str] = []
+    real_verify = PinHash.verify
+
+    def counting_verify(self: PinHash, pin: str) -> bool:
+        checked.append(pin)
+        return real_verify(self, pin)
+
+    monkeypatch.setattr(PinHash, "verify", counting_verify)
+    start = threading.Barrier(32)
+
+    def guess(n: int) -> dict[str, bool]:
+        app = client(middleware)
+        start.wait()
+        return unlock(app, secret, f"{n:03d}-000-000")
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(guess, range(32)))
+    assert len(checked) <= 10
+    assert records.events().count("pin.failure") == len(checked)
+    assert not any(a["auth"] for a in answers)
+    assert sum(a["exhausted"] for a in answers) >= 32 - 10
+    # Locked now: the right PIN is not even checked.
+    assert unlock(client(middleware), secret, opened.pin)["auth"] is False
+    assert len(checked) <= 10
+
+
+def test_a_right_pin_does_not_use_up_a_failure(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make()
+    opened = open_window(middleware)
+    secret, _ = secret_and_frame(
+        client(middleware).get("/fail", status=500, expect_errors=True).text
+    )
+    window = middleware.switch.current()
+    assert window is not None
+    for _ in range(12):  # twelve browsers, each entering the PIN once
+        assert unlock(client(middleware), secret, opened.pin)["auth"] is True
+    assert middleware.store.pin_failures(window.id) == 0
+    for _ in range(9):
+        assert unlock(client(middleware), secret, "000-000-000")["auth"] is False
+    assert middleware.store.pin_failures(window.id) == 9
+    assert unlock(client(middleware), secret, opened.pin)["auth"] is True
 
 
 @pytest.mark.parametrize(
@@ -402,3 +464,30 @@ def test_percent_encoded_debugger_requests_are_recognised(
         expect_errors=True,
     )
     assert response.status_int == 403 and "enter the PIN" in response.text
+
+
+@pytest.mark.parametrize("change", ["disable", "replace"])
+def test_a_window_that_ended_during_the_request_shows_no_page(
+    make: t.Callable[..., IPDebugMiddleware], change: str
+) -> None:
+    """The request re-checks its window before the debugger page: closed or
+    replaced meanwhile, the exception propagates as without ipdebug.
+    """
+    holder: dict[str, IPDebugMiddleware] = {}
+
+    def ends_window_then_fails(
+        environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]
+    ) -> list[bytes]:
+        middleware = holder["mw"]
+        if change == "disable":
+            main(["disable", "--flag", middleware.settings.flag])
+        else:
+            open_window(middleware)  # a new window, another id
+        middleware.switch.poll_now()
+        raise Boom("failed after its window ended")
+
+    middleware = holder["mw"] = make(ends_window_then_fails)
+    open_window(middleware)
+    with pytest.raises(Boom, match="failed after its window ended"):
+        client(middleware).get("/")
+    assert middleware.debugger.traceback_count == 0

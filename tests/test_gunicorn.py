@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import ipdebug
+from ipdebug.filestore import FileFlagStore
 
 from .servers import Gunicorn, Reply, gunicorn, request, spread, wait_until
 
@@ -207,13 +209,19 @@ def test_ten_wrong_pins_spread_over_workers_lock_all_of_them(tmp_path: Path) -> 
         ]
         secrets = sorted({m.group(1) for m in pages if m})
         assert len(secrets) >= 2, "pages from one worker only"
+        # 32 guesses at once: no more than ten PINs are checked, across
+        # workers (each check is a pin.failure in the shared audit trail).
         paths = [
             debugger_path(secrets[i % len(secrets)], cmd="pinauth", pin="000-000-000")
-            for i in range(10)
+            for i in range(32)
         ]
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(lambda p: request(server.port, p).text, paths))
-        assert answers.count('{"auth": false, "exhausted": true}') >= 1
+        assert answers.count('{"auth": false, "exhausted": true}') >= 32 - 10
+        assert '{"auth": true' not in "".join(answers)
+        with open(FileFlagStore(server.flag).audit_path) as log:
+            events = [json.loads(line)["event"] for line in log]
+        assert events.count("pin.failure") == 10
         for secret in secrets:
             reply = request(
                 server.port, debugger_path(secret, cmd="pinauth", pin=opened.pin)

@@ -265,6 +265,7 @@ def test_pdb_session_refuses_a_terminal_of_another_user(
                 wait=3,
                 audit=t.cast(Auditor, audit),
                 client="127.0.0.1",
+                still_open=lambda: True,
             )
         )
     )

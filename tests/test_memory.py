@@ -8,6 +8,8 @@ import gc
 import typing as t
 import weakref
 
+import pytest
+
 import ipdebug
 from ipdebug import IPDebugMiddleware
 
@@ -70,7 +72,32 @@ def test_a_request_in_flight_when_the_window_ends_keeps_nothing(
 
     middleware = holder["mw"] = make(closes_then_fails)
     open_window(middleware)
-    page = client(middleware).get("/", status=500, expect_errors=True)
-    assert "failed after the window closed" in page.text  # it was gated in
+    # Gated in when it started, it gets no debugger page now: the exception
+    # propagates as without ipdebug.
+    with pytest.raises(RuntimeError, match="failed after the window closed"):
+        client(middleware).get("/")
     gc.collect()
     assert middleware.debugger.traceback_count == 0
+
+
+def test_thousands_of_errors_hold_exactly_max_tracebacks_frames(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    """Tracebacks were once keyed by the id() of a temporary object: when
+    the id was reused, the older entry's frames were orphaned (never
+    evicted) until the window ended.
+    """
+    middleware = make(max_tracebacks=20)
+    open_window(middleware)
+    app = client(middleware)
+    window = middleware.switch.current()
+    assert window is not None
+    app.get("/fail", status=500, expect_errors=True)
+    per_traceback = len(middleware.debugger.sessions.get(window).frames)
+    assert per_traceback >= 1
+    for _ in range(2000):
+        app.get("/fail", status=500, expect_errors=True)
+    session = middleware.debugger.sessions.get(window)
+    assert len(session.tracebacks) == 20
+    assert len(session.frames) == 20 * per_traceback
+    assert len(session.contexts) == 20 * per_traceback

@@ -12,9 +12,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from ipdebug import IPDebugMiddleware
 from ipdebug.cli import main
 from ipdebug.errors import ConfigError, FlagError, FlagWriteError
 from ipdebug.flag import open_store
+from ipdebug.pin import PinHash
 from ipdebug.redisstore import MAX_FLAG_BYTES, RedisFlagStore
 from ipdebug.redisurl import parse_url, redact
 
@@ -327,6 +330,41 @@ def test_two_hosts_share_the_window_and_the_pin_lockout(
     assert redis.exists(f"ipdebug:fleet:pinfail:{fresh.window_id}") == 0
 
 
+def test_concurrent_guesses_on_two_hosts_get_at_most_ten_checked(
+    server: RedisServer, make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = server.url("ipdebug:race")
+    hosts = [make(url), make(url)]
+    opened = enable(url)
+    wait_until(lambda: all(gated(client(h)) for h in hosts), timeout=3)
+    secrets = [
+        secret_and_frame(client(h).get("/fail", expect_errors=True).text)[0]
+        for h in hosts
+    ]
+    checked: list[str] = []
+    real_verify = PinHash.verify
+
+    def counting_verify(self: PinHash, pin: str) -> bool:
+        checked.append(pin)
+        return real_verify(self, pin)
+
+    monkeypatch.setattr(PinHash, "verify", counting_verify)
+    start = threading.Barrier(32)
+
+    def guess(n: int) -> dict[str, bool]:
+        app = client(hosts[n % 2])
+        start.wait()
+        return unlock(app, secrets[n % 2], f"{n:03d}-000-000")
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(guess, range(32)))
+    assert len(checked) <= 10
+    assert not any(a["auth"] for a in answers)
+    # Unchecked attempts are not kept as failures.
+    counter = f"ipdebug:race:pinfail:{opened.window_id}"
+    assert server.client().get(counter) == str(len(checked))
+
+
 @pytest.mark.parametrize("fault", ["stop", "pause"])
 def test_fails_closed_within_a_second_or_two_without_slowing_requests(
     server: RedisServer, make: Make, records: Records, fault: str
@@ -391,7 +429,11 @@ def test_a_new_process_waits_at_most_the_timeout_for_redis(
         store.load(time.time())
     # Once the reader found Redis down, the console is locked at once.
     wait_until(lambda: store._failure is not None, timeout=1)  # type: ignore[attr-defined]
-    for check in (store.pin_failures, store.count_pin_failure):
+    for check in (
+        store.pin_failures,
+        store.count_pin_failure,
+        store.forgive_pin_failure,
+    ):
         before = time.monotonic()
         with pytest.raises(FlagError):
             check("0" * 32)
@@ -496,7 +538,11 @@ def test_least_privilege_acl_users_work(tmp_path: Path, make: Make) -> None:
     """
     key = "ipdebug:acl"
     rules = (
-        ("app", "app-pw", f"%R~{key} ~{key}:* +get +incr +pexpire +multi +exec +xadd"),
+        (
+            "app",
+            "app-pw",
+            f"%R~{key} ~{key}:* +get +incr +decr +pexpire +multi +exec +xadd",
+        ),
         ("operator", "op-pw", f"~{key} ~{key}:* +get +set +del +xadd"),
     )
     extra: tuple[str, ...] = ()
@@ -514,6 +560,8 @@ def test_least_privilege_acl_users_work(tmp_path: Path, make: Make) -> None:
         secret, _ = secret_and_frame(app.get("/fail", expect_errors=True).text)
         assert unlock(app, secret, WRONG_PIN)["auth"] is False
         assert unlock(app, secret, opened.pin)["auth"] is True
+        # The right PIN's count was taken back (+decr), the wrong one stays.
+        assert acl.client().get(f"{key}:pinfail:{opened.window_id}") == "1"
         events = [
             json.loads(fields["record"])["event"]
             for _, fields in acl.client().xrange(f"{key}:audit")
