@@ -21,12 +21,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .address import parse_address
+from .address import Networks, parse_address
 from .audit import Auditor
 from .config import (
     DEFAULT_MAX_WINDOW,
     DEFAULT_WINDOW,
+    EVERYONE_PREFIX,
     Duration,
+    covers_everyone,
     format_duration,
     parse_duration,
     resolve_flag,
@@ -76,11 +78,14 @@ def enable(
     reason: str = "",
     flag: str | os.PathLike[str] | None = None,
     attach: str | None = None,
+    allow_everyone: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Enabled:
     """Open a window now, replacing any open one, with a fresh PIN.
 
-    :param duration: how long, at most ``IPDEBUG_MAX_WINDOW`` (default 1h).
+    :param duration: how long, at most ``IPDEBUG_MAX_WINDOW`` (default 1h):
+        ``"15m"``, ``"90s"``, ``"1h"`` (text needs a unit), a number of
+        seconds, or a ``timedelta``.
     :param allow: addresses and networks for this window; ``"ssh"`` stands
         for the SSH client of this process (``SSH_CLIENT``). ``None`` leaves
         the choice to the deployment's ``allow``.
@@ -89,7 +94,12 @@ def enable(
         request waits for ``ipdebug attach`` (a post-mortem pdb over a unix
         socket) before the browser page; ``"debugpy"``: gated-in requests
         start debugpy on 127.0.0.1 for an IDE (see the README).
-    :raises ConfigError: for a bad duration or address.
+    :param allow_everyone: required when ``allow`` holds a network that is
+        everyone in practice (a prefix shorter than /8, such as
+        ``0.0.0.0/0``): **every client that reaches the app then gets the
+        debugger, behind nothing but the PIN**. Audited.
+    :raises ConfigError: for a bad duration or address, or an allowlist
+        covering everyone without ``allow_everyone``.
     :raises FlagWriteError: when the flag cannot be written.
     """
     env = os.environ if environ is None else environ
@@ -108,6 +118,15 @@ def enable(
             "reason", reason, "must be printable text of at most 500 characters"
         )
     addresses = _expand_allow(allow, env)
+    wide = _everyone(addresses)
+    if wide and not allow_everyone:
+        raise ConfigError(
+            "--allow",
+            wide[0],
+            "lets every client get the debugger (a network wider than "
+            f"/{EVERYONE_PREFIX}); give the operators' addresses (--allow ssh), or "
+            "pass --allow-everyone (allow_everyone=True) if that is really meant",
+        )
     pin = new_pin()
     now = time.time()
     window = Window.new(
@@ -131,6 +150,7 @@ def enable(
         reason=reason,
         by=window.by,
         attach=attach,
+        **({"allow_everyone": True} if wide else {}),
     )
     return Enabled(
         pin=pin,
@@ -232,6 +252,14 @@ def _expand_allow(
     ]
     # Window.new validates each entry, naming the bad one.
     return tuple(dict.fromkeys(i for i in expanded if i))
+
+
+def _everyone(addresses: tuple[str, ...]) -> list[str]:
+    """The entries of a window's allowlist that are everyone in practice."""
+    if not addresses:
+        return []
+    networks = Networks(addresses, setting="--allow")  # names a bad entry
+    return [entry for entry in networks.entries if covers_everyone(entry)]
 
 
 def _operator(env: Mapping[str, str]) -> str:
