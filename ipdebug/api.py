@@ -140,18 +140,19 @@ def enable(
     )
     store = open_store(location)
     store.save(window)
-    Auditor(store.append_audit)(
-        "window.enabled",
-        window=window.id[:8],
-        until=datetime.fromtimestamp(window.until, timezone.utc).isoformat(
+    fields: dict[str, object] = {
+        "window": window.id[:8],
+        "until": datetime.fromtimestamp(window.until, timezone.utc).isoformat(
             timespec="seconds"
         ),
-        allow=list(addresses),
-        reason=reason,
-        by=window.by,
-        attach=attach,
-        **({"allow_everyone": True} if wide else {}),
-    )
+        "allow": list(addresses),
+        "reason": reason,
+        "by": window.by,
+        "attach": attach,
+    }
+    if wide:
+        fields["allow_everyone"] = True
+    Auditor(store.append_audit)("window.enabled", None, **fields)
     return Enabled(
         pin=pin,
         until=datetime.fromtimestamp(window.until, timezone.utc),
