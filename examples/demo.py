@@ -10,6 +10,7 @@ Every other address would see the app's own error page.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -85,10 +86,8 @@ Stop with Ctrl-C (removes {state}).
 """,
         flush=True,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: main() cleans up
         run_simple("127.0.0.1", port, app, use_reloader=False, use_debugger=False)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -195,7 +194,14 @@ def debugger_page(port: int, source: str = "127.0.0.1", **headers: str) -> Reply
     raise AssertionError(f"no debugger page: {reply}")
 
 
-def console(port: int, page: Reply, pin: str, command: str, **headers: str) -> str:
+def console(
+    port: int,
+    page: Reply,
+    pin: str,
+    command: str,
+    source: str = "127.0.0.1",
+    **headers: str,
+) -> str:
     """Unlock the console with ``pin`` and run ``command`` in the failing
     frame, as Werkzeug's JavaScript does.
     """
@@ -205,6 +211,7 @@ def console(port: int, page: Reply, pin: str, command: str, **headers: str) -> s
     auth = request(
         port,
         f"/fail?__debugger__=yes&cmd=pinauth&pin={pin}&s={secret.group(1)}",
+        source=source,
         headers={"Host": HOST, **headers},
     )
     assert json.loads(auth.body) == {"auth": True, "exhausted": False}
@@ -214,6 +221,7 @@ def console(port: int, page: Reply, pin: str, command: str, **headers: str) -> s
     reply = request(
         port,
         f"/fail?{query}",
+        source=source,
         headers={"Host": HOST, "Cookie": cookie.split(";")[0], **headers},
     )
     assert reply.status == 200, reply
@@ -286,8 +294,7 @@ def test_the_first_fifteen_minutes(tmp_path: Path) -> None:
         assert pin and hint, text
         # The hint works as printed, from another shell without the venv.
         status = subprocess.run(
-            f"IPDEBUG_FLAG={hint.group(1)} {hint.group(2)} status",
-            shell=True,
+            ["bash", "-c", f"IPDEBUG_FLAG={hint.group(1)} {hint.group(2)} status"],
             capture_output=True,
             text=True,
             env={"PATH": "/usr/bin:/bin", "HOME": env["HOME"]},
@@ -410,3 +417,243 @@ def test_gunicorn_without_a_config_of_your_own(tmp_path: Path) -> None:
         assert "&#39;/fail&#39;" in console(port, page, pin, "request.path")
         stranger = request(port, "/fail", source="127.0.0.2", headers={"Host": HOST})
         assert stranger.body == b"our own sorry page"
+
+
+def nginx_location() -> str:
+    found = [
+        t for lang, t in blocks() if lang == "nginx" and t.startswith("location / {")
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.mark.server
+def test_behind_nginx(tmp_path: Path) -> None:
+    """The README's nginx ``location`` and gunicorn command. Swapped: the
+    ports, 203.0.113.0/24 -> 127.0.0.2 (the client, which connects from
+    127.0.0.2; nginx is the trusted 127.0.0.1).
+    """
+    from .nginx import nginx
+
+    app_dir = project(tmp_path)
+    port, front = free_port(), free_port()
+    recipe = (
+        block("nginx")
+        .replace("203.0.113.0/24", "127.0.0.2")
+        .replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    )
+    location = nginx_location().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    server = f"server {{\n listen 127.0.0.1:{front};\n{location}}}\n"
+    env = environment(tmp_path, VENV_BIN)
+    with (
+        serve(recipe, app_dir, env, port, tmp_path / "gunicorn.log"),
+        nginx(tmp_path, [], http=server, listen=[front]),
+    ):
+        opened = json.loads(run("ipdebug enable --for 5m --json", app_dir, env))
+        page = debugger_page(front, source="127.0.0.2")
+        assert "&#39;/fail&#39;" in console(
+            front, page, opened["pin"], "request.path", source="127.0.0.2"
+        )
+        # A forged X-Forwarded-For to the left of nginx's entry is not read.
+        forged = request(
+            front,
+            "/fail",
+            source="127.0.0.3",
+            headers={"Host": HOST, "X-Forwarded-For": "127.0.0.2"},
+        )
+        assert forged.body == b"our own sorry page"
+        # From the proxy's address, without the proxy's header: denied.
+        direct = request(port, "/fail", headers={"Host": HOST})
+        assert direct.body == b"our own sorry page"
+
+
+WRAPPED_APP = MYAPP + textwrap.dedent(
+    """
+
+    from ipdebug import IPDebugMiddleware
+
+    application = IPDebugMiddleware(app)
+    """
+)
+
+
+@pytest.mark.server
+def test_waitress_behind_a_proxy(tmp_path: Path) -> None:
+    """Swapped: the port, 203.0.113.0/24 -> 127.0.0.2 (the client a proxy on
+    127.0.0.1 names in X-Forwarded-For, as nginx would append it).
+    """
+    app_dir = project(tmp_path)
+    (app_dir / "myapp.py").write_text(WRAPPED_APP)
+    port = free_port()
+    recipe = (
+        block("waitress")
+        .replace("203.0.113.0/24", "127.0.0.2")
+        .replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    )
+    env = environment(tmp_path, VENV_BIN)
+    with serve(recipe, app_dir, env, port, tmp_path / "waitress.log"):
+        opened = json.loads(run("ipdebug enable --for 5m --json", app_dir, env))
+        proxied = {"X-Forwarded-For": "127.0.0.2"}
+        page = debugger_page(port, **proxied)
+        assert "&#39;/fail&#39;" in console(
+            port, page, opened["pin"], "request.path", **proxied
+        )
+        # The proxy itself, without the header, is not the client.
+        assert request(port, "/fail", headers={"Host": HOST}).body == (
+            b"our own sorry page"
+        )
+
+
+@pytest.mark.server
+def test_uwsgi_behind_nginx(tmp_path: Path) -> None:
+    """The README's uWSGI command behind nginx's ``uwsgi_pass unix:...;
+    include uwsgi_params;``. Swapped: /run/myapp -> a private directory, the
+    port, 203.0.113.0/24 -> 127.0.0.2 (the client nginx sees).
+    """
+    from .nginx import nginx
+
+    app_dir = project(tmp_path)
+    (app_dir / "myapp.py").write_text(WRAPPED_APP)
+    run_dir = tmp_path / "run" / "myapp"
+    run_dir.mkdir(parents=True)
+    sock = run_dir / "uwsgi.sock"
+    recipe = (
+        block("uwsgi")
+        .replace("203.0.113.0/24", "127.0.0.2")
+        .replace("/run/myapp/", f"{run_dir}/")
+    )
+    front = free_port()
+    frontend = tmp_path / "frontend"
+    frontend.mkdir()
+    shutil.copy("/etc/nginx/uwsgi_params", frontend / "uwsgi_params")
+    server = (
+        f"server {{\n listen 127.0.0.1:{front};\n location / {{\n"
+        f"  uwsgi_pass unix:{sock};\n  include {frontend}/uwsgi_params;\n }}\n}}\n"
+    )
+    env = environment(tmp_path, VENV_BIN)
+    log = tmp_path / "uwsgi.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            ["bash", "-c", recipe],
+            cwd=app_dir,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            assert process.poll() is None and time.monotonic() < deadline, (
+                log.read_text()
+            )
+            time.sleep(0.1)
+        with nginx(tmp_path, [], http=server, listen=[front]):
+            opened = json.loads(run("ipdebug enable --for 5m --json", app_dir, env))
+            page = debugger_page(front, source="127.0.0.2")
+            assert "&#39;/fail&#39;" in console(
+                front, page, opened["pin"], "request.path", source="127.0.0.2"
+            )
+            stranger = request(
+                front, "/fail", source="127.0.0.3", headers={"Host": HOST}
+            )
+            assert stranger.status == 500 and b"__debugger__" not in stranger.body
+    finally:
+        stop(process)
+
+
+def acl_block() -> str:
+    found = [t for lang, t in blocks() if not lang and t.startswith("ACL SETUSER")]
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.mark.server
+def test_a_fleet_with_the_flag_in_redis(tmp_path: Path) -> None:
+    """The README's ACL users on a real redis-server, then its three lines.
+    Swapped: redis.internal:6379 -> the test server, the passwords, the
+    gunicorn port (GUNICORN_CMD_ARGS), the SSH client (127.0.0.1).
+    """
+    from .redis_server import redis_server
+
+    with redis_server(tmp_path) as redis:
+        for line in acl_block().splitlines():
+            # As typed at redis-cli's prompt: no shell (">" is no redirection).
+            said = subprocess.run(
+                ["redis-cli", "-p", str(redis.port), *line.split()],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+            assert said.stdout == "OK\n", said
+        app_dir = project(tmp_path)
+        port = free_port()
+        where = f"127.0.0.1:{redis.port}"
+        lines = (
+            block("redis")
+            .replace(
+                "ipdebug-app:PASSWORD@redis.internal:6379",
+                f"ipdebug-app:APP_PASSWORD@{where}",
+            )
+            .replace(
+                "ipdebug-ops:...@redis.internal:6379",
+                f"ipdebug-ops:OPS_PASSWORD@{where}",
+            )
+            .splitlines()
+        )
+        assert len(lines) == 3
+        env = environment(
+            tmp_path,
+            VENV_BIN,
+            GUNICORN_CMD_ARGS=f"-b 127.0.0.1:{port}",
+            SSH_CLIENT="127.0.0.1 50022 22",
+        )
+        del env["IPDEBUG_FLAG"]  # the block sets it
+        server = "\n".join(lines[:2])
+        with serve(server, app_dir, env, port, tmp_path / "gunicorn.log"):
+            printed = run(lines[2], app_dir, env)
+            assert "redis://ipdebug-ops:***@" in printed, printed
+            pin = re.search(r"PIN:\s+(\S+)", printed)
+            assert pin
+            page = debugger_page(port, Host="127.0.0.1")
+            assert "ZeroDivisionError" in page.text
+            assert "&#39;/fail&#39;" in console(
+                port, page, pin.group(1), "request.path", Host="127.0.0.1"
+            )
+
+
+@pytest.mark.server
+def test_external_debugger_pdb_over_ssh(tmp_path: Path) -> None:
+    """Both lines, the second in "another session" reading commands from
+    the terminal. Swapped: the SSH client (127.0.0.1), gunicorn's port.
+    """
+    app_dir = project(tmp_path)
+    port = free_port()
+    env = environment(tmp_path, VENV_BIN, SSH_CLIENT="127.0.0.1 50022 22")
+    server = f"gunicorn -c python:ipdebug.gunicorn -w 2 -b 127.0.0.1:{port} myapp:app"
+    enable, attach = block("attach").splitlines()
+    with serve(server, app_dir, env, port, tmp_path / "gunicorn.log"):
+        run(enable, app_dir, env)
+        terminal = subprocess.Popen(
+            ["bash", "-c", attach],
+            cwd=app_dir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            # What the operator types; the failing request waits for it.
+            assert terminal.stdin is not None
+            terminal.stdin.write(b"p basket\nc\n")
+            terminal.stdin.close()
+            page = debugger_page(port, Host="127.0.0.1")  # default trusted_hosts
+            assert terminal.stdout is not None
+            out = terminal.stdout.read()  # until `ipdebug attach` exits
+            assert terminal.wait(30) == 0
+        finally:
+            stop(terminal)
+        assert b"attached to" in out and b"'pears': 0" in out, out
+        assert "ZeroDivisionError" in page.text
