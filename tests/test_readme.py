@@ -184,11 +184,18 @@ def serve(
 
 
 def debugger_page(port: int, source: str = "127.0.0.1", **headers: str) -> Reply:
-    """The failing page, once the window is seen (within about a second)."""
+    """The failing page, once the window is seen (within about a second).
+
+    Call it after ``ipdebug enable``. It returns after more than a second:
+    by then every worker re-reads the flag at its next request, so the
+    console requests that follow may reach any worker.
+    """
+    start = time.monotonic()
     reply = None
-    for _ in range(50):
+    for _ in range(100):
         reply = request(port, "/fail", source=source, headers={"Host": HOST, **headers})
         if "__debugger__" in reply.text:
+            time.sleep(max(0.0, 1.1 - (time.monotonic() - start)))
             return reply
         time.sleep(0.1)
     raise AssertionError(f"no debugger page: {reply}")
