@@ -163,6 +163,7 @@ def test_a_clean_deployment_reports_nothing(
         pytest.param({"WERKZEUG_SERVER_FD": "3"}, "IPD005", "critical", "WERKZEUG_SERVER_FD='3'", id="reloader-socket"),
         pytest.param({"IPDEBUG_ALLOW": "10.0.0.300"}, "IPD006", "critical", "'10.0.0.300' is not an IP address", id="bad-allow"),
         pytest.param({"IPDEBUG_MAX_WINDOW": "forever"}, "IPD006", "critical", "'forever' is not a duration", id="bad-max-window"),
+        pytest.param({"IPDEBUG_MAX_WINDOW": "3600"}, "IPD006", "critical", "'3600' has no unit; write '3600m' for minutes", id="max-window-without-unit"),
         pytest.param({"IPDEBUG_TRUSTED_HOSTS": "*.example.com"}, "IPD006", "critical", "'*.example.com' is not a host name", id="bad-host"),
         pytest.param({"IPDEBUG_FLAG": "ftp://flags/x"}, "IPD006", "critical", "'ftp://flags/x' is a URL of an unknown kind", id="bad-flag-url"),
         pytest.param({"IPDEBUG_ALOW": "203.0.113.7"}, "IPD007", "warning", "IPDEBUG_ALOW in this shell's environment is not an ipdebug setting and is ignored (did you mean IPDEBUG_ALLOW?)", id="misspelt"),
