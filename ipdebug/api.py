@@ -21,12 +21,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .address import parse_address
+from .address import Networks, parse_address
 from .audit import Auditor
 from .config import (
     DEFAULT_MAX_WINDOW,
     DEFAULT_WINDOW,
+    EVERYONE_PREFIX,
     Duration,
+    covers_everyone,
     format_duration,
     parse_duration,
     resolve_flag,
@@ -76,11 +78,14 @@ def enable(
     reason: str = "",
     flag: str | os.PathLike[str] | None = None,
     attach: str | None = None,
+    allow_everyone: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Enabled:
     """Open a window now, replacing any open one, with a fresh PIN.
 
-    :param duration: how long, at most ``IPDEBUG_MAX_WINDOW`` (default 1h).
+    :param duration: how long, at most ``IPDEBUG_MAX_WINDOW`` (default 1h):
+        ``"15m"``, ``"90s"``, ``"1h"`` (text needs a unit), a number of
+        seconds, or a ``timedelta``.
     :param allow: addresses and networks for this window; ``"ssh"`` stands
         for the SSH client of this process (``SSH_CLIENT``). ``None`` leaves
         the choice to the deployment's ``allow``.
@@ -89,9 +94,14 @@ def enable(
         request waits for ``ipdebug attach`` (a post-mortem pdb over a unix
         socket) before the browser page; ``"debugpy"``: gated-in requests
         start debugpy on 127.0.0.1 for an IDE (see the README).
-    :raises ConfigError: for a bad duration or address, or an operator's
-        name (``USER``, ``SUDO_USER``, ``SSH_CLIENT``, ...) that is not
-        printable text.
+    :param allow_everyone: required when ``allow`` holds a network that is
+        everyone in practice (a prefix shorter than /8, such as
+        ``0.0.0.0/0``): **every client that reaches the app then gets the
+        debugger, behind nothing but the PIN**. Audited.
+    :raises ConfigError: for a bad duration or address, an allowlist
+        covering everyone without ``allow_everyone``, or an operator's name
+        (``USER``, ``SUDO_USER``, ``SSH_CLIENT``, ...) that is not printable
+        text.
     :raises FlagWriteError: when the flag cannot be written.
     """
     env = os.environ if environ is None else environ
@@ -110,6 +120,15 @@ def enable(
             "reason", reason, "must be printable text of at most 500 characters"
         )
     addresses = _expand_allow(allow, env)
+    wide = _everyone(addresses)
+    if wide and not allow_everyone:
+        raise ConfigError(
+            "--allow",
+            wide[0],
+            "lets every client get the debugger (a network wider than "
+            f"/{EVERYONE_PREFIX}); give the operators' addresses (--allow ssh), or "
+            "pass --allow-everyone (allow_everyone=True) if that is really meant",
+        )
     pin = new_pin()
     now = time.time()
     window = Window.new(
@@ -131,17 +150,19 @@ def enable(
         ) from None
     store = open_store(location)
     store.save(window)
-    Auditor(store.append_audit)(
-        "window.enabled",
-        window=window.id[:8],
-        until=datetime.fromtimestamp(window.until, timezone.utc).isoformat(
+    fields: dict[str, object] = {
+        "window": window.id[:8],
+        "until": datetime.fromtimestamp(window.until, timezone.utc).isoformat(
             timespec="seconds"
         ),
-        allow=list(addresses),
-        reason=reason,
-        by=window.by,
-        attach=attach,
-    )
+        "allow": list(addresses),
+        "reason": reason,
+        "by": window.by,
+        "attach": attach,
+    }
+    if wide:
+        fields["allow_everyone"] = True
+    Auditor(store.append_audit)("window.enabled", None, **fields)
     return Enabled(
         pin=pin,
         until=datetime.fromtimestamp(window.until, timezone.utc),
@@ -244,6 +265,14 @@ def _expand_allow(
     ]
     # Window.new validates each entry, naming the bad one.
     return tuple(dict.fromkeys(i for i in expanded if i))
+
+
+def _everyone(addresses: tuple[str, ...]) -> list[str]:
+    """The entries of a window's allowlist that are everyone in practice."""
+    if not addresses:
+        return []
+    networks = Networks(addresses, setting="--allow")  # names a bad entry
+    return [entry for entry in networks.entries if covers_everyone(entry)]
 
 
 #: Where the operator's name comes from, in getpass.getuser()'s order.

@@ -28,12 +28,20 @@ _STYLE = (
 
 
 def banner_html(
-    window: Window, *, until: float, secret: str, deployment_allow: int
+    window: Window,
+    *,
+    until: float,
+    secret: str,
+    deployment_allow: int,
+    unlocked: bool = True,
 ) -> str:
     """The banner for ``window`` (``until`` is its effective end).
 
     :param deployment_allow: how many entries the deployment's ``allow``
         has, shown when the window has no list of its own.
+    :param unlocked: whether this browser holds the window's PIN cookie.
+        Closing needs it, so a locked page says how to close instead of
+        offering a button that can only be refused.
     """
     end = datetime.fromtimestamp(until, timezone.utc)
     left = format_duration(max(0.0, until - time.time()))
@@ -49,10 +57,24 @@ def banner_html(
         f'<div class="ipdebug-banner" style="{_STYLE}">'
         f"<strong>ipdebug</strong>: debugging window open for {escape(who)} "
         f"until {end:%H:%M:%S} UTC ({left} left){reason}{by}. "
+        f"{_close_form(action) if unlocked else _LOCKED_CLOSE}</div>"
+    )
+
+
+def _close_form(action: str) -> str:
+    return (
         f'<form method="post" action="{action}" style="display:inline">'
         '<button type="submit" name="close">Close window now</button>'
-        "</form></div>"
+        "</form>"
     )
+
+
+#: In place of the button until the console is unlocked.
+_LOCKED_CLOSE = (
+    '<span class="ipdebug-close-hint">To close it: <code>ipdebug disable</code> '
+    "on the server, or unlock the console with the PIN and reload this page "
+    "for a <em>Close window now</em> button.</span>"
+)
 
 
 CLOSED_HTML = (

@@ -2,15 +2,19 @@
 
 .. code-block:: text
 
-    ipdebug enable [--for 15m] [--allow ADDR|CIDR|ssh ...] [--reason TEXT] [--flag PATH] [--json]
+    ipdebug enable [--for 15m] [--allow ADDR|CIDR|ssh ...] [--allow-everyone]
+                   [--reason TEXT] [--attach pdb|debugpy] [--flag PATH] [--json]
     ipdebug disable [--flag PATH] [--json]
     ipdebug status [--flag PATH] [--json]
+    ipdebug attach [--wait 60s] [--flag PATH]
     ipdebug doctor [APP_IMPORT_PATH] [--flag PATH] [--json]
 
 Exit codes: 0 success, 1 the flag cannot be written or read (or ``status``
 found a flag the middleware refuses), 2 usage errors. Errors are one line on
-standard error naming the bad value and the fix. ``doctor`` exits 1 when it
-finds something critical (see :mod:`ipdebug.doctor`).
+standard error naming the bad value and the fix; an unexpected failure
+(an ``OSError``, a corrupt file, any other error) is one line too, with exit code 1,
+never a traceback. ``doctor`` exits 1 when it finds something critical (see
+:mod:`ipdebug.doctor`).
 """
 
 from __future__ import annotations
@@ -20,19 +24,20 @@ import json
 import os
 import sys
 import typing as t
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import __version__
 from .api import Enabled, Status, disable, enable, status
 from .attach import attach_terminal
 from .config import (
     DEFAULT_WINDOW,
+    covers_everyone,
     format_duration,
     parse_duration,
     resolve_flag,
     state_directory,
 )
-from .errors import ConfigError, FlagWriteError
+from .errors import ConfigError, FlagWriteError, IPDebugError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -66,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         dest="duration",
         default=format_duration(DEFAULT_WINDOW),
         metavar="DURATION",
-        help="how long: 90s, 15m, 1h (default 15m; at most $IPDEBUG_MAX_WINDOW, default 1h)",
+        help="how long, with a unit: 90s, 15m, 1h, 1h30m (default 15m; at most "
+        "$IPDEBUG_MAX_WINDOW, default 1h)",
     )
     p.add_argument(
         "--allow",
@@ -75,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="address or CIDR network, or 'ssh' for this SSH session's client; "
         "repeat or separate with commas (default: the app's own allow setting)",
+    )
+    p.add_argument(
+        "--allow-everyone",
+        action="store_true",
+        help="accept an --allow network wider than /8 (0.0.0.0/0, ::/0): every "
+        "client gets the debugger, behind nothing but the PIN (audited)",
     )
     p.add_argument("--reason", default="", help="why, for the audit log (e.g. INC-42)")
     p.add_argument(
@@ -126,17 +138,25 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command is None:
             raise _UsageError(
-                "ipdebug: choose a command: enable, disable, status, attach or doctor (see 'ipdebug --help')"
+                "ipdebug: choose a command: enable, disable, status, attach or doctor "
+                "(see 'ipdebug --help')"
             )
         if args.command == "enable":
             allow = None if args.allow is None else ",".join(args.allow)
-            opened = enable(
-                args.duration,
-                allow=allow,
-                reason=args.reason,
-                flag=args.flag,
-                attach=args.attach,
-            )
+            parse_duration(args.duration, setting="--for")  # names --for, not duration
+            try:
+                opened = enable(
+                    args.duration,
+                    allow=allow,
+                    reason=args.reason,
+                    flag=args.flag,
+                    attach=args.attach,
+                    allow_everyone=args.allow_everyone,
+                )
+            except ConfigError as exc:
+                if exc.setting != "duration":
+                    raise
+                raise ConfigError("--for", exc.value, exc.reason) from None
             _print(args.json, _enabled_json(opened), _enabled_text(opened))
             return EXIT_OK
         if args.command == "disable":
@@ -151,7 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "attach":
             wait = parse_duration(args.wait, setting="--wait")
             directory = state_directory(resolve_flag(args.flag, os.environ), "attach")
-            return attach_terminal(directory, wait=wait)
+            try:
+                return attach_terminal(directory, wait=wait)
+            except (ConnectionRefusedError, FileNotFoundError):
+                # A session socket whose worker exited (killed, restarted).
+                print(
+                    f"ipdebug: the pdb session waiting in {directory} is gone (its "
+                    "request ended or its worker exited); load the failing page "
+                    "again, then run ipdebug attach",
+                    file=sys.stderr,
+                )
+                return EXIT_RUNTIME
         current = status(args.flag)
         _print(args.json, _status_json(current), _status_text(current))
         return EXIT_RUNTIME if current.problem else EXIT_OK
@@ -164,6 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     except FlagWriteError as exc:
         print(f"ipdebug: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # Anything else that went wrong (an OSError, a corrupt file, a bug):
+        # one line naming it, not a traceback, during an incident.
+        print(f"ipdebug: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, IPDebugError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _doctor(app: str | None, flag: str | None, as_json: bool) -> int:
@@ -189,7 +233,10 @@ def _iso(when: datetime | None) -> str | None:
 
 
 def _both_times(when: datetime) -> str:
+    """Local time and UTC; UTC once on a host whose local time is UTC."""
     local = when.astimezone()
+    if local.utcoffset() == timedelta(0):
+        return f"{when:%Y-%m-%d %H:%M:%S} UTC"
     return f"{local:%Y-%m-%d %H:%M:%S %Z} ({when:%H:%M:%S} UTC)"
 
 
@@ -220,6 +267,12 @@ def _enabled_text(opened: Enabled) -> str:
         "The PIN unlocks the console of this window only; it is stored nowhere.",
         "Running apps see the window within a second. Close it early with: ipdebug disable",
     ]
+    wide = [a for a in opened.allow if covers_everyone(a)]
+    if wide:
+        lines.append(
+            f"WARNING: {', '.join(wide)} lets every client get the debugger, behind "
+            "nothing but the PIN (--allow-everyone)."
+        )
     if opened.attach == "pdb":
         lines.append(
             "External debugger: run 'ipdebug attach' in another session, then load the failing page."

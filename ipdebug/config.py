@@ -20,6 +20,7 @@ argument                          environment variable        default
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import os
 import pwd
@@ -43,16 +44,22 @@ DEFAULT_WINDOW = 900.0
 #: How long a request waits for an external debugger (``--attach``).
 DEFAULT_ATTACH_WAIT = 30.0
 
-_DURATION_RE = re.compile(
-    r"[0-9]+|(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII
-)
+_DURATION_RE = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
+_BARE_NUMBER_RE = re.compile(r"[0-9]+", re.ASCII)
 
 Duration = float | int | str | timedelta
 
 
 def parse_duration(value: Duration, *, setting: str) -> float:
     """Return a positive duration in seconds from ``"90s"``, ``"15m"``,
-    ``"1h"``, ``"1h30m"``, a bare number of seconds, or a ``timedelta``.
+    ``"1h"``, ``"1h30m"``, a number of seconds (``int`` or ``float``), or a
+    ``timedelta``.
+
+    Text needs a unit: ``"15"`` is refused, because an operator who types
+    ``--for 15`` means minutes as often as seconds, and a window of the
+    wrong length fails silently (it is over before the page is reloaded, or
+    stays open four times longer than meant). Numbers from Python code are
+    seconds, as documented.
 
     :raises ConfigError: for anything else, zero or a negative value.
     """
@@ -69,12 +76,16 @@ def parse_duration(value: Duration, *, setting: str) -> float:
     elif isinstance(value, str):
         text = value.strip().lower()
         match = _DURATION_RE.fullmatch(text)
+        if _BARE_NUMBER_RE.fullmatch(text) and len(text) <= 32:
+            raise ConfigError(
+                setting,
+                value,
+                f"has no unit; write '{text}m' for minutes, '{text}s' for "
+                f"seconds or '{text}h' for hours",
+            )
         if text and match is not None and len(text) <= 32:
-            if text.isascii() and text.isdigit():
-                seconds = float(text)
-            else:
-                hours, minutes, secs = (int(g) if g else 0 for g in match.groups())
-                seconds = float(hours * 3600 + minutes * 60 + secs)
+            hours, minutes, secs = (int(g) if g else 0 for g in match.groups())
+            seconds = float(hours * 3600 + minutes * 60 + secs)
         else:
             raise ConfigError(
                 setting, value, "is not a duration; use e.g. '90s', '15m' or '1h'"
@@ -95,6 +106,21 @@ def format_duration(seconds: float) -> str:
         f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n
     ]
     return "".join(parts) or "0s"
+
+
+#: A network with a shorter prefix than this is "everyone" in practice (a
+#: /8 is 1/256 of the IPv4 space: ``10.0.0.0/8`` is a real private network,
+#: ``0.0.0.0/1`` is not an operator's address); ``ipdebug enable`` refuses
+#: it without ``--allow-everyone``, and ``ipdebug doctor`` reports it.
+EVERYONE_PREFIX = 8
+
+
+def covers_everyone(network: str) -> bool:
+    """Whether ``network`` (an entry of a validated allowlist, IPv4-mapped
+    IPv6 already folded into IPv4) is so wide that it is everyone: a prefix
+    shorter than :data:`EVERYONE_PREFIX`, IPv4 or IPv6.
+    """
+    return ipaddress.ip_network(network, strict=False).prefixlen < EVERYONE_PREFIX
 
 
 def split_list(value: str) -> list[str]:

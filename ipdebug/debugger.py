@@ -52,7 +52,7 @@ from .internals import Frame
 from .pinguard import PinGuard
 from .relay import OwnerGone, Relay, owner_pid
 from .sessions import Contexts, Session, Sessions
-from .stash import EXCEPTION_KEY, GATED_KEY
+from .stash import EXCEPTION_KEY, GATED_KEY, NAMES_KEY
 
 if t.TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -312,23 +312,25 @@ class Debugger:
             session, lambda: internals.console_frame({"app": self.app})
         )
         self.audit("debugger.console", client, path=request.path)
-        html = internals.console_page(
-            secret=session.secret,
-            evalex_trusted=self.pins.trusted(request.environ, window),
-        )
+        unlocked = self.pins.trusted(request.environ, window)
+        html = internals.console_page(secret=session.secret, evalex_trusted=unlocked)
         response = Response(
-            self.with_banner(html, window, session.secret), mimetype="text/html"
+            self.with_banner(html, window, session.secret, unlocked=unlocked),
+            mimetype="text/html",
         )
         response.headers.add("Set-Cookie", self.route_cookie(request.environ))
         return response
 
-    def with_banner(self, html: str, window: Window, secret: str) -> str:
+    def with_banner(
+        self, html: str, window: Window, secret: str, *, unlocked: bool
+    ) -> str:
         """Put the window's banner at the top of a debugger page."""
         banner = banner_html(
             window,
             until=window.expires(self.max_window),
             secret=secret,
             deployment_allow=self.deployment_allow,
+            unlocked=unlocked,
         )
         return internals.with_banner(html, banner)
 
@@ -499,17 +501,15 @@ class Debugger:
         client: str,
     ) -> bytes:
         """The debugger page for ``error``; keeps its frames for the console."""
-        tb = internals.Traceback(error, skip=skip)
+        tb = internals.Traceback(error, skip=skip, names=environ.get(NAMES_KEY))
         session = self.sessions.get(window)
         self.sessions.keep(session, tb.frames, contexts)
+        unlocked = self.pins.trusted(environ, window)
         html = self.with_banner(
-            tb.page(
-                evalex=self.evalex,
-                secret=session.secret,
-                evalex_trusted=self.pins.trusted(environ, window),
-            ),
+            tb.page(evalex=self.evalex, secret=session.secret, evalex_trusted=unlocked),
             window,
             session.secret,
+            unlocked=unlocked,
         )
         self.audit(
             "debugger.page",

@@ -21,14 +21,25 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import Flask, got_request_exception, request
+from flask import Flask, current_app, g, got_request_exception, request, session
 
 from .middleware import IPDebugMiddleware
-from .stash import stash_exception
+from .stash import offer_names, stash_exception
+
+#: What the console offers in a frame that does not define these names:
+#: Flask's proxies, which resolve to the failing request's objects because
+#: the console runs its commands inside that request's preserved contexts.
+CONSOLE_NAMES: dict[str, object] = {
+    "request": request,
+    "g": g,
+    "current_app": current_app,
+    "session": session,
+}
 
 
 def _on_exception(sender: object, exception: BaseException, **extra: object) -> None:
-    stash_exception(request.environ, exception)
+    if stash_exception(request.environ, exception):
+        offer_names(request.environ, CONSOLE_NAMES)
 
 
 def connect_signal() -> None:

@@ -202,17 +202,21 @@ class WindowGate:
         if addr is None:
             if parse_address(environ.get("REMOTE_ADDR")) is None:
                 self._log_once(
-                    logging.INFO,
+                    logging.WARNING,
                     "ipdebug denied a request whose REMOTE_ADDR is not an IP address "
                     "(a unix socket or PROXY protocol LOCAL connection); serve the "
                     "app on TCP or behind a proxy listed in trusted_proxies",
                 )
             else:
                 self._log_once(
-                    logging.INFO,
-                    "ipdebug denied a request from a trusted proxy whose forwarding "
+                    logging.WARNING,
+                    "ipdebug denied a request from "
+                    f"{environ.get('REMOTE_ADDR')}, a trusted proxy, whose forwarding "
                     "header was missing, malformed, doubled (X-Forwarded-For and "
-                    "Forwarded) or listed only trusted proxies",
+                    "Forwarded) or listed only trusted proxies; if clients reach the "
+                    "app directly (no proxy in front), unset trusted_proxies "
+                    "(IPDEBUG_TRUSTED_PROXIES); if this is your proxy, have it append "
+                    "X-Forwarded-For",
                 )
             return None
         if self._allow is not None and addr not in self._allow:

@@ -11,7 +11,9 @@ Nothing else in ipdebug imports from ``werkzeug.debug``.
 from __future__ import annotations
 
 import pkgutil
+import re
 import typing as t
+from collections.abc import Mapping
 from os.path import basename
 
 # Werkzeug internal: the traceback model and renderers behind
@@ -30,17 +32,42 @@ Frame = DebugFrameSummary | _ConsoleFrame
 #: The element that opens the body of every debugger page (tbtools.HEADER).
 _BODY_MARKER = '<div class="debugger">'
 
+#: Werkzeug internal: the PIN prompt's hint (tbtools.FOOTER), which sends
+#: the operator to the server's output, where ipdebug never prints a PIN.
+_PIN_HINT = re.compile(
+    r"You can find the PIN printed out on the standard output of your\s+"
+    r"shell that runs the server\."
+)
+#: What the prompt says instead (HTML text only: the JavaScript protocol of
+#: the prompt is Werkzeug's, unchanged).
+PIN_HINT = (
+    "The PIN was printed by <code>ipdebug enable</code> when this window was "
+    "opened (it is stored nowhere). Lost it? Run <code>ipdebug enable</code> "
+    "again: a new window comes with a new PIN."
+)
+
 
 class Traceback:
     """An exception as the debugger shows it.
 
     :param skip: frames to leave out at the top (ipdebug's own).
+    :param names: offered to the console of every frame that defines none
+        of that name, locally or globally (Flask's ``request``, ...).
     """
 
-    def __init__(self, error: BaseException, *, skip: int) -> None:
+    def __init__(
+        self,
+        error: BaseException,
+        *,
+        skip: int,
+        names: Mapping[str, object] | None = None,
+    ) -> None:
         # Werkzeug internal: DebugTraceback(...), as
         # DebuggedApplication.debug_application builds it.
         self._tb = DebugTraceback(error, skip=skip)
+        if names:
+            for frame in self._tb.all_frames:
+                _offer(frame, names)
 
     @property
     def frames(self) -> list[Frame]:
@@ -54,6 +81,19 @@ class Traceback:
 
     def text(self) -> str:
         return self._tb.render_traceback_text()
+
+
+def _offer(frame: DebugFrameSummary, names: Mapping[str, object]) -> None:
+    # Werkzeug internal: the console of a frame evaluates in
+    # (frame.global_ns, frame.local_ns); local_ns is the dead frame's own
+    # f_locals dict, so a name added there is seen by the console only. A
+    # module-level frame's locals are its globals: never touched.
+    local_ns, global_ns = frame.local_ns, frame.global_ns
+    if local_ns is global_ns:
+        return
+    for name, value in names.items():
+        if name not in local_ns and name not in global_ns:
+            local_ns[name] = value
 
 
 def console_frame(namespace: dict[str, t.Any]) -> Frame:
@@ -78,9 +118,11 @@ def resource(name: str) -> bytes | None:
 
 
 def with_banner(html: str, banner: str) -> str:
-    """Put ``banner`` at the top of a debugger page's body (served without
-    one should Werkzeug's markup change).
+    """Put ``banner`` at the top of a debugger page's body, and say where
+    the PIN comes from under ipdebug (both left out should Werkzeug's markup
+    change; ``tests/test_werkzeug_contract.py`` then fails).
     """
+    html = _PIN_HINT.sub(PIN_HINT, html, count=1)
     return html.replace(_BODY_MARKER, _BODY_MARKER + banner, 1)
 
 

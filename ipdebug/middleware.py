@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 
 from werkzeug.wrappers import Request
 
+from .address import parse_address
 from .attach import Debugpy
 from .audit import Auditor, LogOnce, logger
 from .config import Duration, Settings, load_settings, state_directory
@@ -181,6 +182,9 @@ class IPDebugMiddleware:
             poll_interval=getattr(self.store, "poll_interval", 1.0),
         )
         self._gate: WindowGate | None = None
+        #: Peers of denied requests without a forwarding header looked at in
+        #: this window, while ``trusted_proxies`` is set; ``None`` when done.
+        self._unforwarded: set[str] | None = None
         _INSTANCES.add(self)
         _connect_integrations()
 
@@ -212,7 +216,37 @@ class IPDebugMiddleware:
             gate = self._gate = make_window_gate(
                 self.settings, window, self._log_once, self._forwarded_seen
             )
-        return gate.client(environ)
+        client = gate.client(environ)
+        if client is None and self._unforwarded is not None:
+            self._note_unforwarded(environ)
+        return client
+
+    def _note_unforwarded(self, environ: WSGIEnvironment) -> None:
+        """Evidence for ``ipdebug doctor`` (IPD026): a trusted proxy sent a
+        request without a forwarding header, as a client reaching the app
+        directly does when ``trusted_proxies`` names its address by mistake.
+        Once per window and process; at most a few distinct peers looked at,
+        so a denied request pays two dictionary lookups.
+        """
+        seen = self._unforwarded
+        peer = environ.get("REMOTE_ADDR")
+        if (
+            seen is None
+            or not isinstance(peer, str)
+            or peer in seen
+            or "HTTP_X_FORWARDED_FOR" in environ
+            or "HTTP_FORWARDED" in environ
+        ):
+            return
+        if len(seen) >= _UNFORWARDED_PEERS:
+            self._unforwarded = None
+            return
+        seen.add(peer)
+        addr = parse_address(peer)
+        proxies = self.settings.trusted_proxies
+        if addr is not None and proxies is not None and addr in proxies:
+            self._unforwarded = None
+            self.audit("request.unforwarded", peer=str(addr), forwarded=False)
 
     def _is_current(self, window: Window, fresh: bool) -> bool:
         """Whether ``window`` is still the open one, for a request that ran
@@ -272,6 +306,9 @@ class IPDebugMiddleware:
         """Audit the transition and forget everything of the old window."""
         self.debugger.reset(new)
         self._gate = None
+        self._unforwarded = (
+            set() if new is not None and self.settings.trusted_proxies else None
+        )
         relay = self.debugger.relay
         if relay is not None:
             if new is None:
@@ -315,6 +352,10 @@ class IPDebugMiddleware:
 
 
 _monotonic = time.monotonic
+
+#: Distinct peers :meth:`IPDebugMiddleware._note_unforwarded` looks at per
+#: window before it stops looking.
+_UNFORWARDED_PEERS = 64
 
 #: Every middleware of this process, so server integrations can find them.
 _INSTANCES: weakref.WeakSet[IPDebugMiddleware] = weakref.WeakSet()

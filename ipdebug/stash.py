@@ -10,12 +10,16 @@ so their error handling is untouched.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 
 #: Set in the environ of gated-in requests only.
 GATED_KEY = "ipdebug.gated"
 #: Where an integration leaves the exception it saw.
 EXCEPTION_KEY = "ipdebug.exception"
+#: Where an integration leaves names the console offers in every frame of
+#: the failing request that does not define them (Flask: ``request``, ``g``,
+#: ``current_app``, ``session``), valid under the preserved contexts.
+NAMES_KEY = "ipdebug.console_names"
 
 
 def stash_exception(environ: MutableMapping[str, object], exc: BaseException) -> bool:
@@ -26,3 +30,13 @@ def stash_exception(environ: MutableMapping[str, object], exc: BaseException) ->
         return False
     environ.setdefault(EXCEPTION_KEY, exc)
     return True
+
+
+def offer_names(
+    environ: MutableMapping[str, object], names: Mapping[str, object]
+) -> None:
+    """Offer ``names`` to the console of a gated-in request's frames (see
+    :data:`NAMES_KEY`); nothing for other requests.
+    """
+    if environ.get(GATED_KEY) is True:
+        environ.setdefault(NAMES_KEY, names)

@@ -103,7 +103,7 @@ def test_nobody_attaches_the_request_goes_on_in_bounded_time(
     open_window(middleware, attach="pdb")
     start = time.monotonic()
     page = client(middleware).get("/fail", status=500, expect_errors=True)
-    assert 0.5 <= time.monotonic() - start < 3
+    assert 0.5 <= time.monotonic() - start < 10  # bounded; generous when busy
     assert "Werkzeug Debugger" in page.text
     assert "attach.timeout" in records.events()
     assert sessions(middleware.debugger.attach_dir) == []
@@ -112,13 +112,13 @@ def test_nobody_attaches_the_request_goes_on_in_bounded_time(
 def test_denied_requests_never_start_a_debugger(
     make: t.Callable[..., IPDebugMiddleware], records: t.Any
 ) -> None:
-    middleware = make(attach_wait=5)
+    middleware = make(attach_wait=30)
     open_window(middleware, attach="pdb")
     start = time.monotonic()
     thread, result = fail_in_background(middleware, REMOTE_ADDR=STRANGER)
-    thread.join(5)
+    thread.join(30)
     assert isinstance(result["error"], Boom)
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 10  # far below the 30 s wait
     assert not [e for e in records.events() if e.startswith("attach.")]
 
 

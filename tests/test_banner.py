@@ -35,7 +35,33 @@ def test_the_page_says_for_whom_until_when_and_why(
     assert f"until {opened.until:%H:%M:%S} UTC" in banner
     assert "left)" in banner
     assert "INC-42 &lt;script&gt;" in banner and "<script>alert" not in page
-    assert "Close window now" in banner
+    # Locked: no button that could only be refused, but how to close.
+    assert "<button" not in banner
+    assert "<code>ipdebug disable</code>" in banner
+
+
+def test_close_window_now_is_offered_once_unlocked(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make()
+    opened = open_window(middleware)
+    app = client(middleware)
+    secret, _ = secret_and_frame(app.get("/fail", status=500, expect_errors=True).text)
+    unlock(app, secret, opened.pin)
+    banner = banner_of(app.get("/fail", status=500, expect_errors=True).text)
+    assert "Close window now</button>" in banner and "ipdebug disable" not in banner
+
+
+def test_the_pin_prompt_says_where_the_pin_comes_from(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make(console_path="/console")
+    open_window(middleware)
+    for path in ("/fail", "/console"):
+        page = client(middleware).get(path, expect_errors=True).text
+        assert "Console Locked" in page
+        assert "The PIN was printed by <code>ipdebug enable</code>" in page
+        assert "standard output" not in page
 
 
 def test_close_window_now_needs_post_and_the_pin_and_closes_it(

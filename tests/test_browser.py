@@ -62,6 +62,11 @@ def test_pin_prompt_and_console_in_chromium(tmp_path: Path) -> None:
                 frame.locator("pre.current img").click()
                 prompt = page.locator(".pin-prompt")
                 expect(prompt).to_be_visible()
+                # Where the PIN comes from, and no close button while locked.
+                expect(prompt).to_contain_text("The PIN was printed by ipdebug enable")
+                banner = page.locator(".ipdebug-banner")
+                expect(banner).to_contain_text("ipdebug disable")
+                assert banner.locator("button").count() == 0
                 # Let the prompt finish fading in, as a person typing would:
                 # Werkzeug's fade-in and fade-out animations fight otherwise.
                 page.wait_for_function(
@@ -95,6 +100,15 @@ def test_pin_prompt_and_console_in_chromium(tmp_path: Path) -> None:
                 page.screenshot(
                     path=str(ARTIFACTS / "browser-console.png"), full_page=True
                 )
+                # Unlocked: a reload offers "Close window now", which closes it.
+                page.goto(url)
+                close = page.locator(".ipdebug-banner button")
+                expect(close).to_have_text("Close window now")
+                close.click()
+                expect(page.locator("body")).to_contain_text(
+                    "the debugging window is closed"
+                )
+                assert not ipdebug.status(server.flag, environ={}).enabled
             finally:
                 browser.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -79,7 +80,7 @@ def test_enable_for_people_prints_until_addresses_and_pin(
 ) -> None:
     code, out, _ = run(capsys, "enable", "--allow", "203.0.113.7", "--flag", flag)
     assert code == 0
-    assert "UTC)" in out and "203.0.113.7" in out
+    assert "UTC" in out and "203.0.113.7" in out
     pin = next(
         line.split()[-1] for line in out.splitlines() if line.strip().startswith("PIN:")
     )
@@ -130,6 +131,31 @@ def test_flag_from_environment_is_shared_with_every_command(
             id="too-long",
         ),
         pytest.param(["enable", "--for", "0s"], "must be more than 0", id="zero"),
+        pytest.param(
+            ["enable", "--for", "15"],
+            "ipdebug: --for: '15' has no unit; write '15m' for minutes",
+            id="bare-number",
+        ),
+        pytest.param(
+            ["enable", "--allow", "0.0.0.0/0"],
+            "--allow: '0.0.0.0/0' lets every client get the debugger",
+            id="everyone-v4",
+        ),
+        pytest.param(
+            ["enable", "--allow", "203.0.113.7,::/0"],
+            "--allow: '::/0' lets every client get the debugger",
+            id="everyone-v6",
+        ),
+        pytest.param(
+            ["enable", "--allow", "::ffff:0:0/96"],
+            "--allow: '0.0.0.0/0' lets every client get the debugger",
+            id="everyone-mapped",
+        ),
+        pytest.param(
+            ["enable", "--allow", "0.0.0.0/5"],
+            "pass --allow-everyone",
+            id="nearly-everyone",
+        ),
         pytest.param(
             ["enable", "--allow", "10.0.0.300"],
             "'10.0.0.300' is not an IP address or network",
@@ -299,6 +325,107 @@ def test_installed_commands_behave_the_same(command: list[str], flag: str) -> No
         check=False,
     )
     assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr
+
+
+def test_allow_everyone_is_explicit_and_audited(
+    flag: str, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    code, out, _ = run(
+        capsys, "enable", "--allow", "0.0.0.0/0", "--allow-everyone", "--flag", flag
+    )
+    assert code == 0
+    assert "WARNING: 0.0.0.0/0 lets every client get the debugger" in out
+    audit_log = Path(flag).parent / "audit.log"
+    trail = [json.loads(line) for line in audit_log.read_text().splitlines()]
+    assert trail[-1]["event"] == "window.enabled"
+    assert trail[-1]["allow_everyone"] is True
+    # A narrow list needs no flag, and is not marked.
+    assert run(capsys, "enable", "--allow", "10.0.0.0/8", "--flag", flag)[0] == 0
+    trail = [json.loads(line) for line in audit_log.read_text().splitlines()]
+    assert "allow_everyone" not in trail[-1]
+
+
+@pytest.mark.parametrize(
+    ("tz", "expected"),
+    [
+        pytest.param(
+            "UTC", r"until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n", id="utc-once"
+        ),
+        pytest.param(
+            "CET-1",
+            r"until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CET \(\d\d:\d\d:\d\d UTC\)\n",
+            id="local-and-utc",
+        ),
+    ],
+)
+def test_times_are_printed_once_on_a_utc_host(
+    tz: str,
+    expected: str,
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    clean_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        out = run(capsys, "enable", "--allow", "127.0.0.1", "--flag", flag)[1]
+        status = run(capsys, "status", "--flag", flag)[1]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert re.search(expected, out), out
+    assert re.search(expected.replace(r"\n", ","), status), status
+    assert out.count("UTC") == 1
+
+
+def test_attach_to_a_stale_session_socket_is_one_line(
+    flag: str, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    import socket
+
+    attach = Path(flag).parent / "attach"
+    attach.mkdir(parents=True, mode=0o700)
+    stale = attach / "12345.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(stale))  # bound, never listening, then closed: refused
+    code, out, err = run(capsys, "attach", "--wait", "1s", "--flag", flag)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    # The session is named as gone, and the way on is to attach again.
+    assert "ipdebug attach" in err and "12345.sock" not in out
+
+
+def test_unexpected_errors_are_one_line_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    flag = tmp_path / "state" / "flag.json"
+    attach = flag.parent / "attach"
+    attach.mkdir(parents=True, mode=0o700)
+    # A debugpy port file that is not a file: an OSError nobody planned for.
+    (attach / "1.debugpy").mkdir()
+    code, out, err = run(capsys, "attach", "--wait", "1s", "--flag", str(flag))
+    assert code == 1 and out == ""
+    assert err.startswith("ipdebug: IsADirectoryError: ") and err.count("\n") == 1
+    (attach / "1.debugpy").rmdir()
+    (attach / "1.debugpy").write_text("{not json")
+    code, out, err = run(capsys, "attach", "--wait", "1s", "--flag", str(flag))
+    assert code == 1 and err.startswith("ipdebug: JSONDecodeError: ")
+
+
+def test_usage_text_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    import ipdebug.cli
+
+    for command in ("enable", "disable", "status", "attach", "doctor"):
+        assert f"ipdebug {command}" in (ipdebug.cli.__doc__ or "")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("enable", "disable", "status", "attach", "doctor"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        main(["enable", "--help"])
+    assert "--allow-everyone" in capsys.readouterr().out
 
 
 def test_enable_attach_and_the_attach_command(

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from ipdebug.config import (
+    covers_everyone,
     default_flag,
     format_duration,
     load_settings,
@@ -24,7 +25,6 @@ from ipdebug.errors import ConfigError
         pytest.param("1h", 3600, id="hours"),
         pytest.param("1h30m", 5400, id="combined"),
         pytest.param(" 2M ", 120, id="case-space"),
-        pytest.param("45", 45, id="bare-number"),
         pytest.param(30, 30, id="int"),
         pytest.param(1.5, 1.5, id="float"),
         pytest.param(timedelta(minutes=30), 1800, id="timedelta"),
@@ -39,6 +39,7 @@ def test_parse_duration(value: object, seconds: float) -> None:
     [
         "",
         "0",
+        "45",  # no unit: minutes or seconds? (issue 13)
         "0s",
         "-5m",
         "15 minutes",
@@ -61,6 +62,43 @@ def test_parse_duration(value: object, seconds: float) -> None:
 def test_parse_duration_rejects(value: object) -> None:
     with pytest.raises(ConfigError, match=r"^max_window: "):
         parse_duration(value, setting="max_window")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["15", " 90 ", "3600"])
+def test_text_without_a_unit_is_refused_with_the_fix(text: str) -> None:
+    number = text.strip()
+    with pytest.raises(ConfigError) as error:
+        parse_duration(text, setting="IPDEBUG_MAX_WINDOW")
+    assert str(error.value) == (
+        f"IPDEBUG_MAX_WINDOW: {text!r} has no unit; write '{number}m' for minutes, "
+        f"'{number}s' for seconds or '{number}h' for hours"
+    )
+
+
+def test_python_numbers_stay_seconds() -> None:
+    # Documented: ipdebug.enable(90) and max_window=3600 are seconds.
+    assert parse_duration(90, setting="duration") == 90
+    assert load_settings(max_window=3600, environ={}).max_window == 3600
+    with pytest.raises(ConfigError, match="IPDEBUG_MAX_WINDOW: '3600' has no unit"):
+        load_settings(environ={"IPDEBUG_MAX_WINDOW": "3600"})
+
+
+@pytest.mark.parametrize(
+    ("network", "everyone"),
+    [
+        pytest.param("0.0.0.0/0", True, id="v4-all"),
+        pytest.param("0.0.0.0/1", True, id="v4-half"),
+        pytest.param("8.0.0.0/7", True, id="v4-slash7"),
+        pytest.param("10.0.0.0/8", False, id="v4-private-8"),
+        pytest.param("203.0.113.7", False, id="v4-host"),
+        pytest.param("::/0", True, id="v6-all"),
+        pytest.param("2000::/3", True, id="v6-global-unicast"),
+        pytest.param("fd00::/8", False, id="v6-ula-8"),
+        pytest.param("2001:db8::/32", False, id="v6-32"),
+    ],
+)
+def test_covers_everyone(network: str, everyone: bool) -> None:
+    assert covers_everyone(network) is everyone
 
 
 def test_format_duration_round_trips() -> None:

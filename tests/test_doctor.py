@@ -163,6 +163,7 @@ def test_a_clean_deployment_reports_nothing(
         pytest.param({"WERKZEUG_SERVER_FD": "3"}, "IPD005", "critical", "WERKZEUG_SERVER_FD='3'", id="reloader-socket"),
         pytest.param({"IPDEBUG_ALLOW": "10.0.0.300"}, "IPD006", "critical", "'10.0.0.300' is not an IP address", id="bad-allow"),
         pytest.param({"IPDEBUG_MAX_WINDOW": "forever"}, "IPD006", "critical", "'forever' is not a duration", id="bad-max-window"),
+        pytest.param({"IPDEBUG_MAX_WINDOW": "3600"}, "IPD006", "critical", "'3600' has no unit; write '3600m' for minutes", id="max-window-without-unit"),
         pytest.param({"IPDEBUG_TRUSTED_HOSTS": "*.example.com"}, "IPD006", "critical", "'*.example.com' is not a host name", id="bad-host"),
         pytest.param({"IPDEBUG_FLAG": "ftp://flags/x"}, "IPD006", "critical", "'ftp://flags/x' is a URL of an unknown kind", id="bad-flag-url"),
         pytest.param({"IPDEBUG_ALOW": "203.0.113.7"}, "IPD007", "warning", "IPDEBUG_ALOW in this shell's environment is not an ipdebug setting and is ignored (did you mean IPDEBUG_ALLOW?)", id="misspelt"),
@@ -171,7 +172,8 @@ def test_a_clean_deployment_reports_nothing(
         pytest.param({"IPDEBUG_TRUSTED_HOSTS": "WEB1.example.com"}, None, None, None, id="host-case"),
         pytest.param({"IPDEBUG_ALLOW": "0.0.0.0/0"}, "IPD021", "critical", "allow of the IPDEBUG_* settings contains '0.0.0.0/0'", id="allow-everyone"),
         pytest.param({"IPDEBUG_ALLOW": "::/0"}, "IPD021", "critical", "'::/0'", id="allow-everyone-v6"),
-        pytest.param({"IPDEBUG_ALLOW": "0.0.0.0/1"}, None, None, None, id="allow-half"),
+        pytest.param({"IPDEBUG_ALLOW": "0.0.0.0/1"}, "IPD021", "critical", "'0.0.0.0/1', every address in practice (a network wider than /8)", id="allow-half"),
+        pytest.param({"IPDEBUG_ALLOW": "10.0.0.0/8"}, None, None, None, id="allow-private-8"),
         pytest.param({"IPDEBUG_ALLOW": "::ffff:0.0.0.0/96"}, "IPD021", "critical", "'0.0.0.0/0'", id="allow-everyone-mapped"),
         pytest.param({"IPDEBUG_TRUSTED_PROXIES": "0.0.0.0/0"}, "IPD022", "critical", "trusted_proxies of the IPDEBUG_* settings contains '0.0.0.0/0'", id="proxies-everyone"),
     ],
@@ -495,7 +497,7 @@ def test_a_window_nobody_can_use_is_reported(flag: str, proc: Path) -> None:
 def test_a_window_for_everyone_is_critical(
     everyone: str, flag: str, proc: Path
 ) -> None:
-    _enable(flag, allow=["203.0.113.7", everyone])
+    _enable(flag, allow=["203.0.113.7", everyone], allow_everyone=True)
     finding = only(checks(flag, proc), "IPD021")
     assert finding.severity == "critical"
     assert "the open window's allowlist contains '" in finding.message
@@ -852,3 +854,114 @@ def test_installed_command(flag: str, tmp_path: Path) -> None:
     assert {"findings", "critical", "warnings", "info", "app", "flag"} <= data.keys()
     assert data["critical"] >= 1 and data["flag"] == flag
     assert "IPD001" in {f["id"] for f in data["findings"]}
+
+
+# trusted_proxies where no proxy is (issue 13)
+
+
+def test_an_address_both_allowed_and_a_trusted_proxy(flag: str, proc: Path) -> None:
+    found = checks(
+        flag,
+        proc,
+        IPDEBUG_ALLOW="203.0.113.7,127.0.0.1",
+        IPDEBUG_TRUSTED_PROXIES="127.0.0.0/8",
+    )
+    finding = only(found, "IPD025")
+    assert finding.severity == "warning"
+    assert finding.message.startswith(
+        "'127.0.0.1' is in allow and in trusted_proxies of the IPDEBUG_* settings ('127.0.0.0/8')"
+    )
+    assert "unset IPDEBUG_TRUSTED_PROXIES" in finding.fix
+    # Disjoint lists: nothing to say.
+    assert "IPD025" not in ids(checks(flag, proc, IPDEBUG_TRUSTED_PROXIES="10.0.0.1"))
+    # The open window's own list counts too.
+    _enable(flag, allow=["::1"])
+    finding = only(checks(flag, proc, IPDEBUG_TRUSTED_PROXIES="::1"), "IPD025")
+    assert "'::1' is in the open window's allowlist" in finding.message
+
+
+def test_trusted_proxies_that_never_forwarded_a_request(
+    flag: str,
+    proc: Path,
+    make: Callable[..., ipdebug.IPDebugMiddleware],
+    records: t.Any,
+) -> None:
+    from webtest import TestApp
+
+    # The "In 60 seconds" mistake: a proxy listed, no proxy in front.
+    middleware = make(
+        allow=["127.0.0.1", "203.0.113.7"],
+        trusted_proxies=["127.0.0.1"],
+        trusted_hosts=[".example.com"],
+    )
+    _enable(flag, allow=["127.0.0.1", "203.0.113.7"])
+    middleware.switch.poll_now()
+    direct = TestApp(
+        middleware,
+        extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "app.example.com"},
+    )
+    for _ in range(3):
+        with pytest.raises(Exception, match="local_value=42"):  # as without ipdebug
+            direct.get("/fail")
+    # Denied, said once at WARNING (shown without any logging configured),
+    # and recorded once for doctor.
+    warnings = [
+        r.getMessage()
+        for r in records.records
+        if r.levelname == "WARNING" and "a trusted proxy" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "ipdebug denied a request from 127.0.0.1, a trusted proxy"
+    )
+    assert "unset trusted_proxies (IPDEBUG_TRUSTED_PROXIES)" in warnings[0]
+    assert records.events().count("request.unforwarded") == 1
+    env = {**GOOD_ENV, "IPDEBUG_TRUSTED_PROXIES": "127.0.0.1"}
+    finding = only(checks(flag, proc, env=env), "IPD026")
+    assert finding.severity == "warning"
+    assert "1 request(s) from 127.0.0.1 (a trusted proxy) came without a forwarding header" in finding.message  # fmt: skip
+    # Once a request came through the proxy, the list is right.
+    proxied = direct.get(
+        "/fail", headers={"X-Forwarded-For": "203.0.113.7"}, expect_errors=True
+    )
+    assert "__debugger__" in proxied.text  # the debugger page: forwarded=True
+    assert "IPD026" not in ids(checks(flag, proc, env=env))
+    # Without trusted_proxies, there is nothing to say about them.
+    assert "IPD026" not in ids(checks(flag, proc))
+
+
+def test_a_window_open_longer_than_it_is_used(flag: str, proc: Path) -> None:
+    from ipdebug.flag import Window
+    from ipdebug.pin import PinHash
+
+    now = time.time()
+    store = FileFlagStore(flag)
+
+    def save(created: float) -> Window:
+        window = Window.new(
+            now=created,
+            duration=1800,
+            allow=("203.0.113.7",),
+            reason="INC-42",
+            by="test",
+            pin_hash=PinHash.create("123456789"),
+        )
+        store.save(window)
+        return window
+
+    save(now - 60)
+    assert "IPD042" not in ids(checks(flag, proc))  # young
+    window = save(now - 20 * 60)
+    finding = only(checks(flag, proc), "IPD042")
+    assert finding.severity == "warning"
+    assert (
+        finding.message.startswith(f"window {window.id[:8]} has been open for 20m")
+        and "nobody has used its debugger" in finding.message
+    )
+    assert "ipdebug disable" in finding.fix
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 16 * 60))
+    store.append_audit({"time": stamp, "event": "debugger.page", "client": "203.0.113.7"})  # fmt: skip
+    assert "last used 16m" in only(checks(flag, proc), "IPD042").message
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60))
+    store.append_audit({"time": stamp, "event": "console.command", "client": "203.0.113.7"})  # fmt: skip
+    assert "IPD042" not in ids(checks(flag, proc))  # in use

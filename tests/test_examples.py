@@ -1,5 +1,7 @@
-"""The README's demo command works: the demo serves the debugger with the
-PIN it prints.
+"""The demo (examples/demo.py) serves the debugger with the PIN it prints,
+prints commands that work without an activated virtualenv, and removes its
+temporary directory when stopped. (tests/test_readme.py runs the README's
+demo command, virtualenv and all.)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def test_demo_serves_the_debugger_with_the_printed_pin(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)},
     )
     try:
         wait_for_port(port, process=process)
@@ -48,5 +50,10 @@ def test_demo_serves_the_debugger_with_the_printed_pin(tmp_path: Path) -> None:
         query = f"__debugger__=yes&cmd=pinauth&pin={pin.group(1)}&s={secret.group(1)}"
         with urllib.request.urlopen(f"{url}?{query}", timeout=10) as answer:
             assert json.loads(answer.read()) == {"auth": True, "exhausted": False}
+        hint = re.search(r"IPDEBUG_FLAG=(\S+) (\S+) status", text)
+        assert hint and hint.group(2) == str(Path(sys.executable).parent / "ipdebug")
+        state = Path(hint.group(1)).parent
+        assert state.parent == tmp_path and state.is_dir()
     finally:
-        stop(process)
+        stop(process)  # SIGTERM, which the demo treats as Ctrl-C
+    assert not state.exists(), "the demo left its temporary directory behind"

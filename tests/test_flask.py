@@ -35,6 +35,7 @@ def create_app() -> flask.Flask:
     @app.route("/fail")
     def fail() -> str:
         basket = {"apples": 3}
+        flask.g.user = "ann"
         raise RuntimeError(f"basket broke: {basket}")
 
     @app.errorhandler(500)
@@ -105,6 +106,17 @@ def test_gated_client_gets_the_debugger_for_a_view_exception(
         "/fail"
         in debugger_get(browser, secret, cmd="flask.request.path", frm=frame).text
     )
+    # This module never imports request, g or current_app: the console
+    # offers them, bound to the failing request (README, "Flask").
+    for command, shown in [
+        ("request.path", "&#39;/fail&#39;"),
+        ("g.user", "&#39;ann&#39;"),
+        ("current_app.name", "&#39;shop&#39;"),
+        ("request.remote_addr", f"&#39;{OPERATOR}&#39;"),
+    ]:
+        output = debugger_get(browser, secret, cmd=command, frm=frame).text
+        assert shown in output, (command, output)
+    assert "request" not in globals()  # offered to the console, not the module
 
 
 @pytest.mark.parametrize("form", FORMS)

@@ -10,10 +10,13 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
+import types
+import typing as t
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -365,35 +368,75 @@ def test_concurrent_guesses_on_two_hosts_get_at_most_ten_checked(
     assert server.client().get(counter) == str(len(checked))
 
 
+T = t.TypeVar("T")
+
+#: Socket calls that can wait for Redis (each at most the URL's timeout).
+_WAITS = frozenset({"connect", "connect_ex", "recv", "recv_into", "sendall", "send"})
+
+
+def redis_waits(action: t.Callable[[], T]) -> tuple[T, int]:
+    """Run ``action`` in this thread; return its result and how many socket
+    calls it made that could wait for Redis. Load on the machine changes
+    how long a request takes, not this count: a request that never waits
+    for Redis makes none, whatever the machine is doing.
+    """
+    waits = 0
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        nonlocal waits
+        if (
+            event == "c_call"
+            and isinstance(getattr(arg, "__self__", None), socket.socket)
+            and getattr(arg, "__name__", "") in _WAITS
+        ):
+            waits += 1
+
+    sys.setprofile(profile)
+    try:
+        result = action()
+    finally:
+        sys.setprofile(None)
+    return result, waits
+
+
 @pytest.mark.parametrize("fault", ["stop", "pause"])
 def test_fails_closed_within_a_second_or_two_without_slowing_requests(
     server: RedisServer, make: Make, records: Records, fault: str
 ) -> None:
+    """Requests never wait for Redis (the switch reads the store's cache),
+    a debugger page waits a bounded number of times (each at most the 0.25 s
+    timeout) until the store knows Redis is down, and the window is off
+    within about two seconds (bound here at five: a busy machine delays the
+    background reader, never the property that it fails closed).
+    """
     url = server.url("ipdebug:outage")
     app = client(make(url))
     enable(url)
     wait_until(lambda: gated(app), timeout=3)
+    # The count sees Redis traffic: a page writes its audit record there.
+    assert redis_waits(lambda: gated(app))[1] >= 1
+    assert redis_waits(lambda: probe(app))[1] == 0
     records.records.clear()
 
     started = time.monotonic()
     server.stop() if fault == "stop" else server.pause()
-    slowest_plain = slowest_page = 0.0
+    plain_waits = 0
+    page_waits: list[int] = []
     denied_after = None
-    while time.monotonic() - started < (denied_after or 10) + 0.5:
-        before = time.monotonic()
-        now_gated = probe(app)  # touches nothing but the switch
-        slowest_plain = max(slowest_plain, time.monotonic() - before)
+    while time.monotonic() - started < min((denied_after or 10) + 0.5, 15):
+        now_gated, waits = redis_waits(lambda: probe(app))  # only the switch
+        plain_waits += waits
         if denied_after is None and not now_gated:
             denied_after = time.monotonic() - started
         assert denied_after is None or not now_gated, "gated in while Redis is down"
-        before = time.monotonic()
-        gated(app)  # a debugger page: also a PIN check and an audit record
-        slowest_page = max(slowest_page, time.monotonic() - before)
-    assert denied_after is not None and denied_after <= 2.0  # 1 s stale + a check
-    assert slowest_plain < 0.3
-    # A debugger page waits for Redis a bounded time (0.25 s per call, and a
-    # page makes at most a few calls before Redis is known down), never long.
-    assert slowest_page < 1.0
+        # A debugger page: also a PIN check and an audit record.
+        page_waits.append(redis_waits(lambda: gated(app))[1])
+    assert denied_after is not None and denied_after <= 5.0  # nominally 1 s + a check
+    assert plain_waits == 0, "a request waited for Redis"
+    # Only the first pages wait, and only a few times each; once the store
+    # knows Redis is down, a page does not wait at all.
+    assert max(page_waits) <= 8, page_waits
+    assert page_waits[-1] == 0, page_waits
     problems = warnings_in(records)
     # The PIN guard logs its own "console locked" once; not this store's.
     pin_problems = [p for p in problems if "PIN failure count" in p]
@@ -421,23 +464,26 @@ def test_a_new_process_waits_at_most_the_timeout_for_redis(
     enable(url)
     server.stop() if fault == "stop" else server.pause()
     app = client(make(url))
-    before = time.monotonic()
-    assert not gated(app)
-    assert time.monotonic() - before < 0.35
+    # The first request waits for one attempt (bounded by the timeout), not
+    # more: counted, not timed, so a busy machine cannot fail it.
+    was_gated, waits = redis_waits(lambda: gated(app))
+    assert not was_gated and waits <= 2  # connect, then at most one reply
     store = make(url).store
     with pytest.raises(FlagError, match="cannot be read"):
         store.load(time.time())
     # Once the reader found Redis down, the console is locked at once.
-    wait_until(lambda: store._failure is not None, timeout=1)  # type: ignore[attr-defined]
+    wait_until(lambda: store._failure is not None, timeout=5)  # type: ignore[attr-defined]
     for check in (
         store.pin_failures,
         store.count_pin_failure,
         store.forgive_pin_failure,
     ):
-        before = time.monotonic()
-        with pytest.raises(FlagError):
-            check("0" * 32)
-        assert time.monotonic() - before < 0.01
+
+        def locked(check: t.Callable[[str], object] = check) -> None:
+            with pytest.raises(FlagError):
+                check("0" * 32)
+
+        assert redis_waits(locked)[1] == 0
 
 
 @pytest.mark.parametrize(
@@ -676,7 +722,8 @@ def test_gunicorn_workers_follow_one_enable(
                     gated_pids.add(int(found.group(1)))
             return len(gated_pids) >= 4
 
-        assert wait_until(every_worker_gated, timeout=5) <= 2.5
+        # Nominally within about 1.5 s; bound generously for a busy machine.
+        wait_until(every_worker_gated, timeout=10)
         assert gated_pids == running.worker_pids()
 
         subprocess.run(

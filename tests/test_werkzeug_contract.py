@@ -91,3 +91,31 @@ def test_flask_preserves_contexts_through_the_werkzeug_key() -> None:
     source = inspect.getsource(flask.app.Flask.wsgi_app)
     assert "werkzeug.debug.preserve_context" in source
     assert sys.modules["werkzeug"] is werkzeug
+
+
+def test_the_pin_prompt_hint_ipdebug_replaces() -> None:
+    # ipdebug/internals.py replaces this sentence of the PIN prompt (the
+    # PIN comes from `ipdebug enable`, never from the server's output).
+    from ipdebug import internals
+
+    html = DebugTraceback(caught(), skip=1).render_debugger_html(
+        evalex=True, secret="123xabc", evalex_trusted=False
+    )
+    console = render_console_html(secret="123xabc", evalex_trusted=False)
+    for page in (html, console):
+        assert internals._PIN_HINT.search(page), (
+            "Werkzeug's PIN prompt text changed: update _PIN_HINT in ipdebug/internals.py"
+        )
+        replaced = internals.with_banner(page, "")
+        assert internals.PIN_HINT in replaced
+        assert "standard output" not in replaced
+
+
+def test_frames_keep_their_console_namespaces() -> None:
+    # ipdebug/internals.py offers names (Flask's request, ...) by adding
+    # them to a frame's local_ns, which its console evaluates in.
+    frame = DebugTraceback(caught(), skip=1).all_frames[-1]
+    assert frame.local_ns is not frame.global_ns
+    frame.local_ns["offered"] = 7
+    assert "7" in frame.eval("offered * 1")
+    assert "offered" not in globals()

@@ -29,12 +29,24 @@ def is_gated(app: TestApp) -> bool:
     return True
 
 
-def seconds_until(app: TestApp, gated: bool, limit: float = 3.0) -> float:
+def seconds_until(app: TestApp, gated: bool, limit: float = 10.0) -> float:
+    """How long after now a request could still *start* and see the old
+    state: the start of the last request that saw it (0 if none did).
+
+    Measured at the start of each request, not at its end, so a busy machine
+    that slows requests down cannot push the figure past the poll interval:
+    a request that starts after the switch's next read sees the change,
+    however long it then takes.
+    """
     start = time.monotonic()
-    while is_gated(app) is not gated:
-        assert time.monotonic() - start < limit, "the change was not seen"
+    last_old = 0.0
+    while True:
+        began = time.monotonic() - start
+        if is_gated(app) is gated:
+            return last_old
+        last_old = began
+        assert began < limit, "the change was not seen"
         time.sleep(0.02)
-    return time.monotonic() - start
 
 
 def test_write_replace_and_delete_are_seen_within_a_second(
@@ -46,15 +58,15 @@ def test_write_replace_and_delete_are_seen_within_a_second(
     )
     assert not is_gated(app)
     ipdebug.enable("5m", allow=[OPERATOR], flag=flag, environ={})
-    assert seconds_until(app, gated=True) <= 1.1
+    assert seconds_until(app, gated=True) <= 1.05
     ipdebug.enable(
         "5m", allow=["127.0.0.9"], flag=flag, environ={}
     )  # replaced: no longer for us
-    assert seconds_until(app, gated=False) <= 1.1
+    assert seconds_until(app, gated=False) <= 1.05
     ipdebug.enable("5m", allow=[OPERATOR], flag=flag, environ={})
-    assert seconds_until(app, gated=True) <= 1.1
+    assert seconds_until(app, gated=True) <= 1.05
     ipdebug.disable(flag, environ={})
-    assert seconds_until(app, gated=False) <= 1.1
+    assert seconds_until(app, gated=False) <= 1.05
 
 
 def test_a_two_second_window_ends_on_time(
@@ -67,9 +79,16 @@ def test_a_two_second_window_ends_on_time(
     opened = ipdebug.enable("2s", allow=[OPERATOR], flag=flag, environ={})
     middleware.switch.poll_now()
     assert is_gated(app)
-    seconds_until(app, gated=False)
-    # Denied from the expiry on, not a poll interval later.
-    assert time.time() - opened.until.timestamp() < 0.2
+    # Denied from the expiry on, not a poll interval later: the switch reads
+    # the flag just before the end, and the first request after the end is
+    # denied. (No bound on how late that request comes: a busy machine can
+    # only make it later, which cannot make it gated.)
+    while time.time() < opened.until.timestamp() - 0.3:
+        time.sleep(0.02)
+    middleware.switch.poll_now()
+    while time.time() < opened.until.timestamp():
+        time.sleep(0.005)
+    assert not is_gated(app)
 
 
 def test_flag_churn_under_concurrent_requests_never_errors(

@@ -61,7 +61,13 @@ from .flagfiles import (
     check_window_use,
     read_audit,
 )
-from .network import check_forwarding, check_settings, this_host_names, window_allow
+from .network import (
+    check_forwarding,
+    check_proxies,
+    check_settings,
+    this_host_names,
+    window_allow,
+)
 from .processes import check_processes, classify, scan_processes
 from .report import report_json, report_text
 
@@ -172,5 +178,6 @@ def run_checks(
         records, window = state.get(one.flag, ([], None))
         allowed = window_allow(window.allow) if window is not None else ()
         found += check_forwarding(one, where, proxies, records, allowed)
+        found += check_proxies(one, where, records, allowed)
     unique = list(dict.fromkeys(found))
     return sorted(unique, key=lambda f: (_RANK[f.severity], f.id))

@@ -1,11 +1,12 @@
 """The flag and the files beside it: whether this process judges the flag
 as the app does, the flag judged as the middleware judges it, the open
 window and its use, the flag's directory, the private socket directories and
-the audit trail (IPD021, IPD030-IPD039, IPD041).
+the audit trail (IPD021, IPD030-IPD039, IPD041, IPD042).
 """
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import json
 import os
@@ -25,6 +26,20 @@ from .network import _everyone, window_allow
 
 #: An open window with more time left than this is reported (IPD032).
 LONG_WINDOW = 30 * 60.0
+
+#: An open window unused for this long is reported (IPD042).
+IDLE_WINDOW = 15 * 60.0
+
+#: Audit events that mean someone is using the window's debugger.
+_ACTIVITY = (
+    "debugger.page",
+    "debugger.console",
+    "console.command",
+    "pin.success",
+    "pin.failure",
+    "debugger.relayed",
+    "attach.",
+)
 
 _AUDIT_TAIL = 256 * 1024
 
@@ -182,10 +197,14 @@ def read_audit(location: str, limit: int = _AUDIT_TAIL) -> list[dict[str, object
 
 
 def check_window_use(
-    location: str, window: Window, records: Sequence[Mapping[str, object]]
+    location: str,
+    window: Window,
+    records: Sequence[Mapping[str, object]],
+    *,
+    now: float | None = None,
 ) -> list[Finding]:
-    """A locked console, and an open window that no process has reported
-    (IPD034, IPD035).
+    """A locked console, an open window that no process has reported, and
+    one open longer than it is used (IPD034, IPD035, IPD042).
     """
     found: list[Finding] = []
     short = window.id[:8]
@@ -198,4 +217,49 @@ def check_window_use(
     )
     if "://" not in location and not seen:
         found.append(finding("IPD035", window=short))
+    if "://" not in location:  # a flag in Redis keeps its trail in Redis
+        found += _idle(window, records, time.time() if now is None else now)
     return found
+
+
+def _idle(
+    window: Window, records: Sequence[Mapping[str, object]], now: float
+) -> list[Finding]:
+    """IPD042: open for more than :data:`IDLE_WINDOW`, and no debugger
+    activity in audit.log for that long.
+    """
+    if now - window.created < IDLE_WINDOW:
+        return []
+    last = None
+    for record in records:
+        event = record.get("event")
+        if isinstance(event, str) and event.startswith(_ACTIVITY):
+            when = _epoch(record.get("time"))
+            if when is not None and when >= window.created:
+                last = when if last is None else max(last, when)
+    if last is not None and now - last < IDLE_WINDOW:
+        return []
+    activity = (
+        "nobody has used its debugger"
+        if last is None
+        else f"its debugger was last used {format_duration(now - last)} ago"
+    )
+    return [
+        finding(
+            "IPD042",
+            window=window.id[:8],
+            age=format_duration(now - window.created),
+            left=format_duration(max(0.0, window.until - now)),
+            activity=activity,
+        )
+    ]
+
+
+def _epoch(value: object) -> float | None:
+    """An audit record's ``time`` (``2026-11-24T09:15:00Z``) as epoch."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return None

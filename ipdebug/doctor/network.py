@@ -1,6 +1,7 @@
 """Who can reach the debugger: ``trusted_hosts`` against this server's
-names, an ``allow`` or ``trusted_proxies`` that covers every address, and
-``trusted_proxies`` unset behind a reverse proxy (IPD020-IPD024).
+names, an ``allow`` or ``trusted_proxies`` that covers every address,
+``trusted_proxies`` unset behind a reverse proxy, and set where no proxy is
+(IPD020-IPD026).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..address import Networks
-from ..config import Settings
+from ..config import Settings, covers_everyone
 from ..errors import ConfigError
 from ..hosts import DEFAULT_TRUSTED_HOSTS, host_is_trusted
 from .findings import INFO, Finding, finding
@@ -72,7 +73,8 @@ def window_allow(entries: Iterable[str]) -> tuple[str, ...]:
 
 
 def _everyone(entries: Iterable[str]) -> list[str]:
-    return [e for e in entries if ipaddress.ip_network(e, strict=False).prefixlen == 0]
+    """Entries that are everyone in practice (as ``ipdebug enable`` judges)."""
+    return [e for e in entries if covers_everyone(e)]
 
 
 def _loopback(entries: Iterable[str]) -> str | None:
@@ -117,5 +119,61 @@ def check_forwarding(
         entry = deployment or window
         found.append(
             finding("IPD024", source=source, entry=entry, where=where, proxy=proxies[0])
+        )
+    return found
+
+
+def _overlap(entries: Iterable[str], proxies: Iterable[str]) -> tuple[str, str] | None:
+    """The first (allowed entry, proxy entry) pair that share an address."""
+    # A proxy entry that is everyone is IPD022's, a worse finding.
+    nets = [
+        ipaddress.ip_network(p, strict=False) for p in proxies if not covers_everyone(p)
+    ]
+    for entry in entries:
+        net = ipaddress.ip_network(entry, strict=False)
+        for proxy in nets:
+            if net.version == proxy.version and net.overlaps(proxy):
+                return entry, str(proxy)
+    return None
+
+
+def check_proxies(
+    settings: Settings,
+    where: str,
+    records: Sequence[Mapping[str, object]],
+    window_allow: Sequence[str] = (),
+) -> list[Finding]:
+    """``trusted_proxies`` set where it does not fit: an address both allowed
+    and a trusted proxy (IPD025), and proxies that, by the audit trail, never
+    forwarded a request while one of them sent requests without a forwarding
+    header (IPD026: ``request.unforwarded`` records, and no record marked
+    ``"forwarded": true``).
+    """
+    if not settings.trusted_proxies:
+        return []
+    proxies = settings.trusted_proxies.entries
+    found: list[Finding] = []
+    for source, entries in (
+        ("allow", settings.allow.entries if settings.allow else ()),
+        ("the open window's allowlist", window_allow),
+    ):
+        pair = _overlap(entries, proxies)
+        if pair is not None:
+            found.append(
+                finding(
+                    "IPD025", entry=pair[0], source=source, where=where, proxy=pair[1]
+                )
+            )
+    unforwarded = [r for r in records if r.get("event") == "request.unforwarded"]
+    if unforwarded and not any(r.get("forwarded") is True for r in records):
+        peers = ", ".join(dict.fromkeys(str(r.get("peer")) for r in unforwarded))
+        found.append(
+            finding(
+                "IPD026",
+                where=where,
+                count=len(unforwarded),
+                peers=peers,
+                since=unforwarded[0].get("time", "?"),
+            )
         )
     return found
