@@ -76,15 +76,23 @@ class PinGuard:
             )
             return MAX_PIN_FAILURES
 
-    def authenticate(self, request: Request, window: Window, client: str) -> Response:
-        """Werkzeug's ``pinauth`` command: JSON ``{"auth", "exhausted"}``."""
+    def authenticate(
+        self, request: Request, window: Window, client: str, *, pin: str | None = None
+    ) -> Response:
+        """The ``pinauth`` command: JSON ``{"auth", "exhausted"}``.
+
+        :param pin: the PIN as the engine read it (the native engine: from a
+            POST body); default Werkzeug's ``pin`` query argument.
+        """
+        if pin is None:
+            pin = request.args.get("pin", "")
         auth = exhausted = False
         if self.trusted(request.environ, window):
             auth = True
         elif self.failures(window) >= MAX_PIN_FAILURES:
             exhausted = True
             self.audit("pin.locked", client)
-        elif window.pin.verify(request.args.get("pin", "")):
+        elif window.pin.verify(pin):
             auth = True
             self.audit("pin.success", client)
         else:

@@ -15,8 +15,8 @@ import threading
 import typing as t
 from collections import OrderedDict
 
+from .engines import Frame
 from .flag import Window
-from .internals import Frame
 
 Contexts = list[t.ContextManager[t.Any]]
 
@@ -24,7 +24,16 @@ Contexts = list[t.ContextManager[t.Any]]
 class Session:
     """One process's state for one window."""
 
-    __slots__ = ("contexts", "frames", "pid", "secret", "tracebacks", "window_id")
+    __slots__ = (
+        "contexts",
+        "frames",
+        "page_refs",
+        "pages",
+        "pid",
+        "secret",
+        "tracebacks",
+        "window_id",
+    )
 
     def __init__(self, window_id: str | None, instance: str) -> None:
         self.pid = os.getpid()
@@ -36,6 +45,10 @@ class Session:
         self.frames: dict[int, Frame] = {}
         self.contexts: dict[int, Contexts] = {}
         self.tracebacks: OrderedDict[int, list[int]] = OrderedDict()
+        # A traceback's page, by an unguessable reference naming this process
+        # (``<pid>x<random>~<instance>``), for API clients that got its JSON.
+        self.pages: dict[str, t.Any] = {}
+        self.page_refs: dict[int, str] = {}
 
 
 class Sessions:
@@ -73,21 +86,34 @@ class Sessions:
         return session
 
     def keep(
-        self, session: Session, key: int, frames: list[Frame], contexts: Contexts
-    ) -> None:
-        """Hold ``frames`` (one traceback) for the console, dropping the
-        oldest traceback beyond ``max_tracebacks``.
+        self,
+        session: Session,
+        key: int,
+        frames: list[Frame],
+        contexts: Contexts,
+        *,
+        page: t.Any = None,
+    ) -> str:
+        """Hold ``frames`` (one traceback) for the console, and ``page`` (its
+        model) for a later view, dropping the oldest traceback beyond
+        ``max_tracebacks``. Returns the page's reference.
         """
+        ref = f"{session.pid}x{secrets.token_hex(16)}~{self.instance}"
         with self._lock:
+            if page is not None:
+                session.pages[ref] = page
+                session.page_refs[key] = ref
             for frame in frames:
                 session.frames[id(frame)] = frame
                 session.contexts[id(frame)] = contexts
             session.tracebacks[key] = [id(frame) for frame in frames]
             while len(session.tracebacks) > self.max_tracebacks:
-                _, dropped = session.tracebacks.popitem(last=False)
+                old, dropped = session.tracebacks.popitem(last=False)
+                session.pages.pop(session.page_refs.pop(old, ""), None)
                 for frame_id in dropped:
                     session.frames.pop(frame_id, None)
                     session.contexts.pop(frame_id, None)
+        return ref
 
     def console_frame(self, session: Session, make: t.Callable[[], Frame]) -> None:
         """Create the standalone console's frame (id 0) once."""
