@@ -41,7 +41,7 @@ from .attach import Debugpy
 from .audit import Auditor, LogOnce, logger
 from .config import Duration, Settings, load_settings, state_directory
 from .debugger import Debugger
-from .engines import choose, engine_setting
+from .engines import choose
 from .errors import ConfigError
 from .flag import FlagStore, Window, open_store
 from .gate import WindowGate, make_window_gate
@@ -135,7 +135,6 @@ class IPDebugMiddleware:
             raise ConfigError(
                 "max_tracebacks", max_tracebacks, "must be an integer from 1 to 1000"
             )
-        engine_name = engine_setting(engine, environ)
         self.app = app
         self.settings: Settings = load_settings(
             allow=allow,
@@ -145,6 +144,7 @@ class IPDebugMiddleware:
             max_window=max_window,
             instance=instance,
             attach_wait=attach_wait,
+            engine=engine,
             environ=environ,
         )
         self.store: FlagStore = open_store(self.settings.flag)
@@ -178,7 +178,7 @@ class IPDebugMiddleware:
             attach_dir=attach_dir,
             attach_wait=self.settings.attach_wait,
             debugpy=Debugpy(attach_dir, can_recycle=lambda: self.recycle is not None),
-            engine=choose(engine_name),
+            engine=choose(self.settings.engine),
         )
         self.switch = Switch(
             self.store,

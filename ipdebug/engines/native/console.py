@@ -106,7 +106,7 @@ def run(code: str, globals_: dict[str, t.Any], locals_: dict[str, t.Any]) -> str
         out.append(f'<pre class="result">{escape(result)}</pre>')
     if error:
         out.append(f'<pre class="error">{escape(_cut(error, MAX_OUTPUT))}</pre>')
-    return "".join(out)
+    return "\n".join(out)
 
 
 def _run(
