@@ -69,7 +69,9 @@ def _failed(value: t.Any, what: str, exc: BaseException) -> str:
 
 
 def _cut(text: str, limit: int = MAX_CHARS) -> str:
-    if len(text) <= limit:
+    # The slack keeps an inner cut's "(N more characters)" when an outer
+    # cut sees it again.
+    if len(text) <= limit + 40:
         return text
     return f"{text[:limit]}… ({len(text) - limit} more characters)"
 
