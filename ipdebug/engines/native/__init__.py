@@ -27,6 +27,7 @@ class NativeTraceback:
 
     def __init__(self, error: BaseException, *, skip: int) -> None:
         self.model = model.build(error, skip=skip)
+        self._text: str | None = None
 
     @property
     def frames(self) -> list[Frame]:
@@ -34,11 +35,17 @@ class NativeTraceback:
 
     def page(self, *, evalex: bool, secret: str, evalex_trusted: bool) -> str:
         return render.page(
-            self.model, evalex=evalex, secret=secret, evalex_trusted=evalex_trusted
+            self.model,
+            evalex=evalex,
+            secret=secret,
+            evalex_trusted=evalex_trusted,
+            plain=self.text(),
         )
 
     def text(self) -> str:
-        return model.text(self.model)
+        if self._text is None:  # once: for the page and the error log
+            self._text = model.text(self.model)
+        return self._text
 
     def json(self, page_url: str) -> str | None:
         return render.as_json(self.model, page_url)

@@ -53,6 +53,10 @@ class FrameModel:
     source: list[tuple[int, str]]
     locals: dict[str, t.Any]
     globals: dict[str, t.Any]
+    #: Shared by every model of the same Python frame (the frames of an
+    #: exception group's members repeat the frame that caught them): the
+    #: locals' representations are computed once.
+    memo: dict[str, t.Any] = field(default_factory=dict)
 
     @property
     def id(self) -> int:
@@ -68,9 +72,15 @@ class FrameModel:
     def local_reprs(self) -> tuple[list[tuple[str, str]], int]:
         """Bounded representations of the locals, and how many were left
         out."""
-        names = sorted(self.locals)
-        shown = names[:MAX_LOCALS]
-        return [(n, safe_repr(self.locals[n])) for n in shown], len(names) - len(shown)
+        found = self.memo.get("reprs")
+        if found is None:
+            names = sorted(self.locals)
+            shown = names[:MAX_LOCALS]
+            found = self.memo["reprs"] = (
+                [(n, safe_repr(self.locals[n])) for n in shown],
+                len(names) - len(shown),
+            )
+        return t.cast(tuple[list[tuple[str, str]], int], found)
 
     def where(self) -> str:
         return f"{self.filename}:{self.lineno} in {self.name}"
@@ -115,23 +125,39 @@ class ExceptionModel:
         return f"{self.type_name}: {self.message}" if self.message else self.type_name
 
 
+@dataclass
+class _Shared:
+    """What one build reads once: a group's members repeat frames."""
+
+    #: The locals snapshot and memo of each Python frame, by id.
+    frames: dict[int, tuple[dict[str, t.Any], dict[str, t.Any]]] = field(
+        default_factory=dict
+    )
+    sources: dict[tuple[str, int], list[tuple[int, str]]] = field(default_factory=dict)
+
+
 def build(error: BaseException, *, skip: int = 0) -> ExceptionModel:
     """The model of ``error``, leaving out its ``skip`` outermost frames."""
-    return _build(error, skip=skip, seen=set(), nesting=0)
+    return _build(error, skip=skip, seen=set(), nesting=0, shared=_Shared())
 
 
 def _build(
-    error: BaseException, *, skip: int, seen: set[int], nesting: int
+    error: BaseException,
+    *,
+    skip: int,
+    seen: set[int],
+    nesting: int,
+    shared: _Shared,
 ) -> ExceptionModel:
     seen.add(id(error))
-    model = _one(error, skip, seen, nesting)
+    model = _one(error, skip, seen, nesting, shared)
     current, exc = model, error
     for _ in range(MAX_CHAIN):
         previous, relation = _previous(exc)
         if previous is None or id(previous) in seen:
             break
         seen.add(id(previous))
-        current.previous = _one(previous, 0, seen, nesting)
+        current.previous = _one(previous, 0, seen, nesting, shared)
         current.relation = relation
         current, exc = current.previous, previous
     return model
@@ -146,7 +172,7 @@ def _previous(error: BaseException) -> tuple[BaseException | None, str]:
 
 
 def _one(
-    error: BaseException, skip: int, seen: set[int], nesting: int
+    error: BaseException, skip: int, seen: set[int], nesting: int, shared: _Shared
 ) -> ExceptionModel:
     cls = type(error)
     module = getattr(cls, "__module__", None) or ""
@@ -162,7 +188,7 @@ def _one(
         else [],
         frames=[],
     )
-    frames, model.hidden = _frames(error.__traceback__, skip)
+    frames, model.hidden = _frames(error.__traceback__, skip, shared)
     if len(frames) > MAX_FRAMES:
         half = MAX_FRAMES // 2
         model.elided = len(frames) - MAX_FRAMES
@@ -174,7 +200,7 @@ def _one(
         subs = list(error.exceptions)
         if nesting < MAX_NESTING:
             model.children = [
-                _build(sub, skip=0, seen=seen, nesting=nesting + 1)
+                _build(sub, skip=0, seen=seen, nesting=nesting + 1, shared=shared)
                 for sub in subs[:MAX_GROUP]
                 if id(sub) not in seen
             ]
@@ -192,7 +218,9 @@ def _hidden(frame: types.FrameType) -> bool:
         return False
 
 
-def _frames(tb: types.TracebackType | None, skip: int) -> tuple[list[FrameModel], int]:
+def _frames(
+    tb: types.TracebackType | None, skip: int, shared: _Shared
+) -> tuple[list[FrameModel], int]:
     frames: list[FrameModel] = []
     hidden = 0
     while tb is not None:
@@ -204,29 +232,45 @@ def _frames(tb: types.TracebackType | None, skip: int) -> tuple[list[FrameModel]
         if _hidden(frame):
             hidden += 1
             continue
-        frames.append(_frame(frame, lasti, lineno))
+        frames.append(_frame(frame, lasti, lineno, shared))
     return frames, hidden
 
 
-def _frame(frame: types.FrameType, lasti: int, lineno: int | None) -> FrameModel:
+def _frame(
+    frame: types.FrameType, lasti: int, lineno: int | None, shared: _Shared
+) -> FrameModel:
     code = frame.f_code
     line = lineno or frame.f_lineno or 0
-    lines = linecache.getlines(code.co_filename, frame.f_globals)
-    start = max(1, line - CONTEXT)
-    source = [
-        (n, lines[n - 1].rstrip("\n"))
-        for n in range(start, min(len(lines), line + CONTEXT) + 1)
-    ]
+    if id(frame) not in shared.frames:
+        shared.frames[id(frame)] = (dict(frame.f_locals), {})
+    namespace, memo = shared.frames[id(frame)]
     return FrameModel(
         filename=code.co_filename,
         lineno=line,
         name=code.co_name,
         module=str(frame.f_globals.get("__name__", "")),
         positions=_positions(code, lasti),
-        source=source,
-        locals=dict(frame.f_locals),
+        source=_source(code.co_filename, line, frame.f_globals, shared),
+        locals=namespace,
         globals=frame.f_globals,
+        memo=memo,
     )
+
+
+def _source(
+    filename: str, line: int, module_globals: dict[str, t.Any], shared: _Shared
+) -> list[tuple[int, str]]:
+    """The lines around ``line``."""
+    found = shared.sources.get((filename, line))
+    if found is not None:
+        return found
+    lines = linecache.getlines(filename, module_globals)
+    source = [
+        (n, lines[n - 1].rstrip("\n"))
+        for n in range(max(1, line - CONTEXT), min(len(lines), line + CONTEXT) + 1)
+    ]
+    shared.sources[filename, line] = source
+    return source
 
 
 def _positions(code: types.CodeType, lasti: int) -> tuple[int, int, int, int] | None:

@@ -26,8 +26,9 @@ def page(
     evalex: bool,
     secret: str,
     evalex_trusted: bool,
+    plain: str | None = None,
 ) -> str:
-    """The debugger page of ``model``."""
+    """The debugger page of ``model`` (``plain``: its text, if known)."""
     out: list[str] = []
     _head(out, model.summary, secret, evalex, evalex_trusted)
     out.append(
@@ -38,11 +39,11 @@ def page(
     )
     if evalex:
         _pin_form(out, evalex_trusted)
-    _exception(out, model, evalex)
+    _exception(out, model, evalex, {})
     out.append(
         '<details id="plain" class="plain"><summary>Plain-text traceback</summary>'
         '<button type="button" class="copy" disabled>Copy to clipboard</button>'
-        f'<textarea readonly rows="20" aria-label="Plain-text traceback">{escape(text(model))}</textarea>'
+        f'<textarea readonly rows="20" aria-label="Plain-text traceback">{escape(text(model) if plain is None else plain)}</textarea>'
         "</details>"
     )
     _foot(out)
@@ -102,7 +103,9 @@ def _pin_form(out: list[str], trusted: bool) -> None:
     )
 
 
-def _exception(out: list[str], model: ExceptionModel, evalex: bool) -> None:
+def _exception(
+    out: list[str], model: ExceptionModel, evalex: bool, blocks: _Blocks
+) -> None:
     out.append('<div class="chain">')
     for index, exc in enumerate(model.chain()):
         if index:
@@ -126,7 +129,7 @@ def _exception(out: list[str], model: ExceptionModel, evalex: bool) -> None:
             out.append('<ol class="frames">')
             last = exc.frames[-1]
             for frame in exc.frames:
-                _frame(out, frame, evalex, frame is last)
+                _frame(out, frame, evalex, frame is last, blocks)
             out.append("</ol>")
         if exc.elided:
             out.append(f'<p class="hidden-frames">{exc.elided} frames left out</p>')
@@ -141,7 +144,7 @@ def _exception(out: list[str], model: ExceptionModel, evalex: bool) -> None:
                     f'<li><details class="sub" open><summary>{escape(child.summary)}'
                     "</summary>"
                 )
-                _exception(out, child, evalex)
+                _exception(out, child, evalex, blocks)
                 out.append("</details></li>")
             out.append("</ol>")
             if exc.more_children:
@@ -151,46 +154,71 @@ def _exception(out: list[str], model: ExceptionModel, evalex: bool) -> None:
     out.append("</div>")
 
 
-def _frame(out: list[str], frame: FrameModel, evalex: bool, last: bool) -> None:
-    out.append(
-        f'<li class="frame" id="frame-{frame.id}" data-frame="{frame.id}">'
-        f'<h3 class="where">File <code>{escape(frame.filename)}</code>, line '
-        f"{frame.lineno}, in <code>{escape(frame.name)}</code></h3>"
-    )
-    if frame.source:
-        out.append('<pre class="source">')
-        for number, line in frame.source:
-            if number == frame.lineno:
-                out.append(
-                    f'<span class="line current" aria-current="true">'
-                    f'<span class="lineno">{number}</span>{_marked(line, frame)}</span>\n'
-                )
-            else:
-                out.append(
-                    f'<span class="line"><span class="lineno">{number}</span>'
-                    f"{escape(line)}</span>\n"
-                )
-        out.append("</pre>")
-    reprs, more = frame.local_reprs()
-    if reprs:
-        out.append(
-            f'<details class="locals"{" open" if last else ""}><summary>Locals '
-            f"({len(reprs) + more})</summary><table>"
+def _frame(
+    out: list[str], frame: FrameModel, evalex: bool, last: bool, blocks: _Blocks
+) -> None:
+    out.append(f'<li class="frame" id="frame-{frame.id}" data-frame="{frame.id}">')
+    # A group's members repeat the same frames: each frame's heading and
+    # source, and each locals table, is rendered once per page.
+    key = (frame.filename, frame.lineno, frame.name, frame.positions)
+    block = blocks.get(key)
+    if block is None:
+        block = blocks[key] = (
+            f'<h3 class="where">File <code>{escape(frame.filename)}</code>, line '
+            f"{frame.lineno}, in <code>{escape(frame.name)}</code></h3>"
+            f"{_source(frame)}"
         )
-        out.extend(
-            f'<tr><th scope="row">{escape(name)}</th><td><pre>{escape(value)}</pre></td></tr>'
-            for name, value in reprs
-        )
-        out.append("</table>")
-        if more:
-            out.append(f"<p>and {more} more (use the console)</p>")
-        out.append("</details>")
+    out.append(block)
+    table = frame.memo.get("html")
+    if table is None:
+        table = frame.memo["html"] = _locals(frame)
+    if table:
+        out.append(f'<details class="locals"{" open" if last else ""}>{table}')
     if evalex:
         out.append(
             f'<button type="button" class="open-console" data-frame="{frame.id}" '
             "disabled>Console in this frame</button>"
         )
     out.append("</li>")
+
+
+_Blocks = dict[tuple[str, int, str, t.Any], str]
+
+
+def _source(frame: FrameModel) -> str:
+    if not frame.source:
+        return ""
+    out = ['<pre class="source">']
+    for number, line in frame.source:
+        if number == frame.lineno:
+            out.append(
+                f'<span class="line current" aria-current="true">'
+                f'<span class="lineno">{number}</span>{_marked(line, frame)}</span>\n'
+            )
+        else:
+            out.append(
+                f'<span class="line"><span class="lineno">{number}</span>'
+                f"{escape(line)}</span>\n"
+            )
+    out.append("</pre>")
+    return "".join(out)
+
+
+def _locals(frame: FrameModel) -> str:
+    """The locals, as the inside of a ``<details>``; ``""`` for none."""
+    reprs, more = frame.local_reprs()
+    if not reprs:
+        return ""
+    out = [f"<summary>Locals ({len(reprs) + more})</summary><table>"]
+    out.extend(
+        f'<tr><th scope="row">{escape(name)}</th><td><pre>{escape(value)}</pre></td></tr>'
+        for name, value in reprs
+    )
+    out.append("</table>")
+    if more:
+        out.append(f"<p>and {more} more (use the console)</p>")
+    out.append("</details>")
+    return "".join(out)
 
 
 def _marked(line: str, frame: FrameModel) -> str:
