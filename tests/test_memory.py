@@ -8,10 +8,14 @@ import gc
 import typing as t
 import weakref
 
+import pytest
+
 import ipdebug
 from ipdebug import IPDebugMiddleware
 
 from .conftest import Payload, client, open_window
+
+pytestmark = pytest.mark.usefixtures("both_engines")
 
 
 def fail_holding(middleware: IPDebugMiddleware) -> weakref.ref[Payload]:

@@ -91,3 +91,12 @@ def test_flask_preserves_contexts_through_the_werkzeug_key() -> None:
     source = inspect.getsource(flask.app.Flask.wsgi_app)
     assert "werkzeug.debug.preserve_context" in source
     assert sys.modules["werkzeug"] is werkzeug
+
+
+def test_the_start_up_contract_check_passes() -> None:
+    """What ``engine="auto"`` checks before choosing Werkzeug's engine."""
+    from ipdebug.engines import werkzeug_problem
+    from ipdebug.engines.werkzeug import contract_problem
+
+    assert contract_problem() is None
+    assert werkzeug_problem() is None
