@@ -1,9 +1,9 @@
-"""Werkzeug's interactive debugger, served by ipdebug to gated-in requests.
+"""The interactive debugger, served by ipdebug to gated-in requests.
 
-The page, its resources, the PIN prompt and the console protocol are
-Werkzeug's own (its JavaScript depends on them). What ipdebug replaces is the
-dispatcher around them, because Werkzeug's ``DebuggedApplication`` was built
-for one developer on one process:
+The page, its resources and the console's wire protocol come from an engine
+(Werkzeug's own, or ipdebug's native one). What this module owns is the
+dispatcher around them, shared by both, because Werkzeug's
+``DebuggedApplication`` was built for one developer on one process:
 
 - the PIN is the window's one-time PIN, checked against the flag's scrypt
   hash; the cookie is signed for that window only; failures are counted by
