@@ -403,6 +403,26 @@ def test_cross_site_posts_are_refused(
         ),
         pytest.param({"HTTP_ORIGIN": f"http://{HOST}"}, True, id="no-host"),
         pytest.param(
+            {"HTTP_HOST": "app.example", "HTTP_ORIGIN": "https://app.example:8443"},
+            False,
+            id="proxy-dropped-the-port",
+        ),
+        pytest.param(
+            {"HTTP_HOST": "app.example", "HTTP_ORIGIN": "https://evil.example:8443"},
+            True,
+            id="proxy-dropped-the-port-other-host",
+        ),
+        pytest.param(
+            {"HTTP_HOST": "[::1]", "HTTP_ORIGIN": "http://[::1]:8000"},
+            False,
+            id="ipv6-without-port",
+        ),
+        pytest.param(
+            {"HTTP_HOST": "[::1]:8000", "HTTP_ORIGIN": "http://[::1]:8001"},
+            True,
+            id="ipv6-other-port",
+        ),
+        pytest.param(
             {"HTTP_HOST": HOST, "HTTP_ORIGIN": "http://[::1"}, True, id="garbage"
         ),
     ],

@@ -17,8 +17,10 @@ with the page's secret in the ``X-IPDebug-Secret`` header:
 CORS preflight (which ipdebug never grants), cookies are
 ``SameSite=Strict``, and :func:`cross_site` refuses a request whose
 ``Origin`` is not the ``Host`` or whose ``Sec-Fetch-Site`` is not
-``same-origin``. Bodies are read only for gated-in debugger requests, and
-at most :data:`MAX_BODY` bytes.
+``same-origin`` (a ``Host`` without a port, as a proxy that forwards
+``$host`` sends, is compared with the ``Origin``'s host name). Bodies are
+read only for gated-in debugger requests, and at most :data:`MAX_BODY`
+bytes.
 """
 
 from __future__ import annotations
@@ -53,10 +55,17 @@ def cross_site(environ: WSGIEnvironment) -> str | None:
         return None
     host = (environ.get("HTTP_HOST") or "").lower()
     try:
-        netloc = urlsplit(origin).netloc.lower()
+        parts = urlsplit(origin)
+        netloc, hostname = parts.netloc.lower(), parts.hostname or ""
+        if ":" in hostname:
+            hostname = f"[{hostname}]"  # IPv6, as a Host header writes it
     except ValueError:
-        netloc = ""
-    if not netloc or not host or netloc != host:
+        netloc = hostname = ""
+    if not netloc or not host:
+        return f"Origin {origin!r} is not this host"
+    # A proxy that sets ``Host: $host`` (nginx) drops the port: then the
+    # host name must match.
+    if netloc != host and (":" in host.rpartition("]")[2] or hostname != host):
         return f"Origin {origin!r} is not this host"
     return None
 
