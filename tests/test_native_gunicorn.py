@@ -5,6 +5,7 @@ POST, and an access log that never records the PIN or console input.
 from __future__ import annotations
 
 import html
+import http.client
 import json
 import re
 import socket
@@ -48,6 +49,34 @@ def post_on(
     response = HTTPResponse(sock)
     response.begin()
     return Reply(response.status, response.getheaders(), response.read())
+
+
+def post(
+    port: int,
+    path: str,
+    fields: dict[str, str],
+    *,
+    source: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One form POST on a new connection from ``source``."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=30, source_address=(source, 0)
+    )
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=urllib.parse.urlencode(fields),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                **(headers or {}),
+            },
+        )
+        response = conn.getresponse()
+        return Reply(response.status, response.getheaders(), response.read())
+    finally:
+        conn.close()
 
 
 def post_spread(
