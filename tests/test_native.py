@@ -531,8 +531,10 @@ def test_page_reads_without_javascript(
     )  # no CDN, nothing external
     assert '<details id="plain" class="plain"><summary>Plain-text traceback' in page
     assert "<noscript>" in page
-    # The only script is the engine's own, served by ipdebug.
+    # The only script is the engine's own, served by ipdebug, and a Content
+    # Security Policy forbids any other (defence in depth against XSS).
     assert page.count("<script") == 1
+    assert "default-src 'none'; script-src 'self';" in page
     assert 'src="?__debugger__=yes&amp;cmd=resource&amp;f=native.js"' in page
     # Clickable things are buttons (keyboard operable), enabled by the script.
     assert 'button type="button" class="open-console"' in page

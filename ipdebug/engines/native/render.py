@@ -16,6 +16,13 @@ from markupsafe import escape
 from .model import RELATIONS, ExceptionModel, FrameModel, text
 
 _RESOURCE = "?__debugger__=yes&amp;cmd=resource&amp;f="
+#: Defence in depth: everything shown is escaped, and even so no script but
+#: the engine's own file runs and nothing is fetched from elsewhere (inline
+#: styles: the shared banner has them).
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'"
+)
 #: Where the banner goes (the first element of the page's body).
 BANNER_MARKER = "<!-- ipdebug:banner -->"
 
@@ -73,6 +80,7 @@ def _head(out: list[str], title: str, secret: str, evalex: bool, trusted: bool) 
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f"<title>{escape(title)} // ipdebug</title>"
         f'<link rel="stylesheet" href="{_RESOURCE}native.css"></head><body>'
         f"{BANNER_MARKER}"
