@@ -35,9 +35,9 @@ from .servers import ROOT
 
 SECRET_HEADER = "X-IPDebug-Secret"
 
-# Exception groups and notes are Python 3.11+ (the project supports 3.10,
-# where the native engine shows the rest of the story).
-pytestmark = pytest.mark.skipif(
+# Exception groups, notes and column positions are Python 3.11+ (the project
+# supports 3.10, where the native engine shows the rest of the story).
+needs_311 = pytest.mark.skipif(
     sys.version_info < (3, 11), reason="exception groups need Python 3.11"
 )
 
@@ -150,6 +150,7 @@ def text_of(fragment: str) -> str:
 # The exception story
 
 
+@needs_311
 def test_exception_groups_nested_with_notes(
     native: tuple[IPDebugMiddleware, TestApp, str],
 ) -> None:
@@ -197,6 +198,7 @@ def test_tracebackhide_frames_are_left_out(
     assert "1 frame(s) hidden by <code>__tracebackhide__</code>" in page
 
 
+@needs_311
 def test_column_range_of_the_failing_expression_is_marked(
     native: tuple[IPDebugMiddleware, TestApp, str],
 ) -> None:
@@ -217,6 +219,7 @@ def test_column_range_of_the_failing_expression_is_marked(
     assert line["line"][position["col"] : position["end_col"]] == "numbers[5]"
 
 
+@needs_311
 def test_model_bounds_chains_and_groups() -> None:
     error: BaseException = ValueError("0")
     for n in range(1, 100):
@@ -236,6 +239,7 @@ def test_model_bounds_chains_and_groups() -> None:
 # Safe representations
 
 
+@needs_311
 def test_locals_with_raising_huge_and_looping_reprs_do_not_break_the_page(
     native: tuple[IPDebugMiddleware, TestApp, str],
 ) -> None:
