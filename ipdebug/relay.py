@@ -11,8 +11,11 @@ gate and the full secret, and answers.
 
 **Security:** requests are never forwarded over TCP (any local user could
 connect to a loopback port). Only processes of the same user can open the
-socket; the owner also checks the peer's uid with ``SO_PEERCRED`` and gates
-the forwarded request again before answering. The socket is closed and
+socket. Both ends check the directory (a real directory of this user, mode
+0700) and the process at the other end (``SO_PEERCRED``: this user or
+root): a forwarder never sends a request, which may carry the PIN, to a
+socket another user planted, and never serves its answer. The owner also
+gates the forwarded request again before answering. The socket is closed and
 removed when the window ends (a thread checks every second) and at process
 exit.
 """
@@ -30,7 +33,7 @@ import typing as t
 import weakref
 
 from .audit import logger
-from .private import listen
+from .private import NotPrivate, connect, listen, peer_problem
 
 #: Longest wait for the owner to answer (a console command may be slow).
 RELAY_TIMEOUT = 30.0
@@ -181,7 +184,11 @@ class Relay:
         try:
             with conn:
                 conn.settimeout(RELAY_TIMEOUT)
-                if not _same_user(conn):
+                problem = peer_problem(conn)
+                if problem:
+                    logger.warning(
+                        "ipdebug refused a relay connection: the peer %s", problem
+                    )
                     return
                 environ = json.loads(_recv_frame(conn, _MAX_REQUEST))
                 if not isinstance(environ, dict):
@@ -211,22 +218,32 @@ class Relay:
         """Send a request to process ``pid`` and return its answer.
 
         :raises OwnerGone: when nothing listens for that pid.
+        :raises NotPrivate: when the socket's directory, or the process
+            listening on it, is another user's: nothing was sent.
         """
         request = {
             key: environ[key]
             for key in FORWARDED_KEYS
             if isinstance(environ.get(key), str)
         }
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(RELAY_TIMEOUT)
-            path = self.path_for(pid)
-            try:
-                sock.connect(path)
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
-                if isinstance(exc, ConnectionRefusedError):
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)  # left by a worker that was killed
-                raise OwnerGone(pid) from None
+        name = f"{pid}.sock"
+        try:
+            sock = connect(self.directory, name, timeout=RELAY_TIMEOUT)
+        except NotPrivate as exc:
+            self._report(
+                f"ipdebug refused to relay a console request: {exc}; remove "
+                f"{self.directory} (the app creates it again) and keep the flag "
+                "in a private directory"
+            )
+            raise
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            if isinstance(exc, ConnectionRefusedError):
+                # Left by a worker that was killed; the directory was
+                # checked, so this removes nobody else's file.
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path_for(pid))
+            raise OwnerGone(pid) from None
+        with sock:
             _send_frame(sock, json.dumps(request).encode())
             head = json.loads(_recv_frame(sock, _MAX_REQUEST))
             body = _recv_frame(sock, _MAX_RESPONSE)
@@ -236,18 +253,6 @@ class Relay:
         if message != self.problem:
             self.problem = message
             logger.warning("%s", message)
-
-
-def _same_user(conn: socket.socket) -> bool:
-    so_peercred = getattr(socket, "SO_PEERCRED", None)
-    if so_peercred is None:
-        return True  # not Linux: the 0700 directory and 0600 socket decide
-    creds = conn.getsockopt(socket.SOL_SOCKET, so_peercred, struct.calcsize("3i"))
-    _, uid, _ = struct.unpack("3i", creds)
-    if uid not in (os.geteuid(), 0):
-        logger.warning("ipdebug refused a relay connection from uid %d", uid)
-        return False
-    return True
 
 
 def _send_answer(conn: socket.socket, answer: Answer) -> None:

@@ -31,6 +31,7 @@ def test_benchmark_quick_mode_writes_every_table(tmp_path: Path) -> None:
         "## Targets",
         "## Per request, in process",
         "### Allowlist size",
+        "### Hostile forwarding headers",
         "### Debugger page render",
         "### Throughput",
         "### Worker memory",
