@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import inprocess, server
+from . import inprocess, render, server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     figures = inprocess.run(quick=args.quick)
     sections = [_inprocess_section(figures)]
     checks = _inprocess_checks(figures)
+    print("debugger page render ...", file=sys.stderr, flush=True)
+    pages = render.run(quick=args.quick)
+    sections.append(render.section(pages))
+    checks += render.checks(pages)
     if not args.no_server:
         print("gunicorn throughput (wrk) ...", file=sys.stderr, flush=True)
         rounds, seconds = (2, 1.0) if args.quick else (6, 5.0)

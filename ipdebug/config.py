@@ -14,6 +14,7 @@ argument                          environment variable        default
 ``max_window``                    ``IPDEBUG_MAX_WINDOW``      1h
 ``instance``                      ``IPDEBUG_INSTANCE``        the host name
 ``attach_wait``                   ``IPDEBUG_ATTACH_WAIT``     30s
+``engine``                        ``IPDEBUG_ENGINE``          auto
 ================================  ==========================  ==================
 """
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .address import Networks
+from .engines import engine_setting
 from .errors import ConfigError
 from .hosts import DEFAULT_TRUSTED_HOSTS, parse_trusted_hosts
 
@@ -189,6 +191,8 @@ class Settings:
     max_window: float
     instance: str
     attach_wait: float
+    #: ``auto``, ``werkzeug`` or ``native`` (see :mod:`ipdebug.engines`).
+    engine: str = "auto"
 
 
 def load_settings(
@@ -200,6 +204,7 @@ def load_settings(
     max_window: Duration | None = None,
     instance: str | None = None,
     attach_wait: Duration | None = None,
+    engine: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build :class:`Settings` from arguments, falling back to ``IPDEBUG_*``
@@ -247,6 +252,7 @@ def load_settings(
             env.get("IPDEBUG_ATTACH_WAIT") or DEFAULT_ATTACH_WAIT,
             setting="IPDEBUG_ATTACH_WAIT",
         ),
+        engine=engine_setting(engine, env),
     )
 
 

@@ -16,7 +16,8 @@ The browser says where a request comes from:
   else.
 - ``Origin`` (on POST requests and on cross-origin requests): it must be
   the request's own origin, ``scheme://Host``; ``null`` (sandboxed frames,
-  some redirects) is refused. An ``https`` origin is accepted for a request
+  some redirects) is refused. A ``Host`` without a port (a proxy forwarding
+  nginx's ``$host`` drops it) is compared with the origin's host name. An ``https`` origin is accepted for a request
   the app sees as ``http``: TLS is often ended by a proxy that does not
   tell the app.
 - ``Referer``, only when there is no ``Sec-Fetch-Site``: its origin must be
@@ -82,7 +83,20 @@ def _is_own(match: re.Match[str] | None, environ: WSGIEnvironment) -> bool:
     host = environ.get("HTTP_HOST")
     if not host:
         return False  # nothing to compare with: in doubt, another site
-    return _netloc(scheme, match.group(2)) == _netloc(own_scheme, host)
+    theirs, ours = _netloc(scheme, match.group(2)), _netloc(own_scheme, host)
+    if theirs == ours:
+        return True
+    # A proxy that forwards ``Host: $host`` (nginx) drops the port: then
+    # the host name must match. (Another port of the same host is
+    # ``same-site`` to browsers that send Sec-Fetch-Site, refused above.)
+    return ":" not in ours.rpartition("]")[2] and _hostname(theirs) == ours
+
+
+def _hostname(netloc: str) -> str:
+    """``netloc`` without its port (``[v6]`` keeps its brackets)."""
+    if netloc.startswith("["):
+        return netloc[: netloc.find("]") + 1] if "]" in netloc else netloc
+    return netloc.partition(":")[0]
 
 
 def _netloc(scheme: str, netloc: str) -> str:

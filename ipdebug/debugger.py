@@ -1,9 +1,9 @@
-"""Werkzeug's interactive debugger, served by ipdebug to gated-in requests.
+"""The interactive debugger, served by ipdebug to gated-in requests.
 
-The page, its resources, the PIN prompt and the console protocol are
-Werkzeug's own (its JavaScript depends on them). What ipdebug replaces is the
-dispatcher around them, because Werkzeug's ``DebuggedApplication`` was built
-for one developer on one process:
+The page, its resources and the console's wire protocol come from an engine
+(Werkzeug's own, or ipdebug's native one). What this module owns is the
+dispatcher around them, shared by both, because Werkzeug's
+``DebuggedApplication`` was built for one developer on one process:
 
 - the PIN is the window's one-time PIN, checked against the flag's scrypt
   hash; the cookie is signed for that window only; failures are counted by
@@ -21,8 +21,11 @@ for one developer on one process:
 - a request that another site's page made the operator's browser send
   (:mod:`ipdebug.crosssite`) is not gated in: it reaches the app as is.
 
-The Werkzeug internals it uses are wrapped in :mod:`ipdebug.internals`, the
-PIN in :mod:`ipdebug.pinguard`, the held response in :mod:`ipdebug.held`.
+What the browser sees (page, resources, console output) comes from an
+engine (:mod:`ipdebug.engines`: Werkzeug's, through :mod:`ipdebug.internals`,
+or ipdebug's native one); the PIN is :mod:`ipdebug.pinguard`, the held
+response :mod:`ipdebug.held`. Both engines get the same gate, PIN, lockout,
+relay, banner, audit and memory bounds from this module.
 """
 
 from __future__ import annotations
@@ -33,22 +36,23 @@ import time
 import typing as t
 from contextlib import ExitStack
 from io import BytesIO
+from urllib.parse import quote
 from zlib import adler32
 
-from werkzeug.http import dump_cookie
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import dump_cookie, parse_accept_header
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
-from . import internals
 from .attach import Debugpy, post_mortem
 from .audit import Auditor, LogOnce, logger
-from .banner import CLOSE_PARAM, CLOSE_VALUE, CLOSED_HTML, banner_html
+from .banner import CLOSED_HTML, banner_html
 from .config import INSTANCE_RE
 from .crosssite import is_cross_site
+from .engines import Command, Engine, Frame
 from .errors import FlagError
 from .flag import FlagStore, Window
 from .held import HeldResponse
-from .internals import Frame
 from .pinguard import PinGuard
 from .relay import OwnerGone, Relay, owner_pid
 from .sessions import Contexts, Session, Sessions
@@ -92,6 +96,8 @@ class Debugger:
         re-checks the window it started with before it shows a debugger
         page, and a pdb session before each command, so nothing more is
         served once a window closed.
+    :param engine: draws the pages and runs the console
+        (:mod:`ipdebug.engines`).
     """
 
     def __init__(
@@ -112,8 +118,10 @@ class Debugger:
         attach_wait: float,
         debugpy: Debugpy,
         is_current: t.Callable[[Window, bool], bool],
+        engine: Engine,
     ) -> None:
         self.app = app
+        self.engine = engine
         self.audit = audit
         self.instance = instance
         self.max_window = max_window
@@ -212,44 +220,21 @@ class Debugger:
         :param relayed: the request was forwarded by another process; answer
             it here or refuse it, never forward it again.
         """
-        args = request.args
-        cmd = args.get("cmd")
-        if cmd == "resource":
-            return self.resource(request, args.get("f", ""))
+        command = self.engine.read_command(request)
+        if command.cmd == "resource":
+            return self.resource(request, command.name)
+        if command.refusal is not None:
+            return self.refuse(*command.refusal, client)
         session = self.sessions.get(window)
-        secret = args.get("s", "")
-        if not secrets.compare_digest(secret.encode(), session.secret.encode()):
-            local, sep, owner = secret.partition("~")
-            if sep and owner != self.instance and INSTANCE_RE.fullmatch(owner):
-                return self.refuse(
-                    421,
-                    f"this traceback belongs to instance {owner!r} but the request "
-                    f"reached {self.instance!r}: route __debugger__ requests by the "
-                    f"{ROUTE_COOKIE} cookie (see the README on fleets), or reload "
-                    "the failing page",
-                    client,
-                )
-            pid = owner_pid(local) if sep else None
-            relay = self.relay
-            if (
-                relay is not None
-                and pid is not None
-                and pid != session.pid
-                and not relayed
-            ):
-                return self.forward(relay, pid, request, client)
-            if self.relay_problem and pid is not None and pid != session.pid:
-                return self.refuse(503, self.relay_problem, client)
-            return self.refuse(
-                403,
-                "this debugger page belongs to another window or process; reload "
-                "the failing page",
-                client,
-            )
-        if args.get(CLOSE_PARAM) == CLOSE_VALUE:
+        if command.cmd == "page":
+            return self.held_page(request, command, session, window, client, relayed)
+        if not secrets.compare_digest(command.secret.encode(), session.secret.encode()):
+            return self.elsewhere(command.secret, session, request, client, relayed)
+        cmd = command.cmd
+        if cmd == "close":
             return self.close_window(request, window, client)
         if cmd == "pinauth":
-            return self.pins.authenticate(request, window, client)
+            return self.pins.authenticate(request, window, client, pin=command.pin)
         if cmd == "printpin":
             # Werkzeug would write its PIN to the server log here; the
             # window's PIN was shown by `ipdebug enable` and is kept nowhere.
@@ -258,7 +243,7 @@ class Debugger:
             return self.refuse(403, "the console is disabled (evalex=False)", client)
         if not cmd:
             return self.refuse(400, "no command", client)
-        frame = session.frames.get(args.get("frm", -1, type=int))
+        frame = session.frames.get(-1 if command.frame is None else command.frame)
         if frame is None:
             return self.refuse(
                 410,
@@ -269,7 +254,73 @@ class Debugger:
             )
         if not self.pins.trusted(request.environ, window):
             return self.refuse(403, "the console is locked; enter the PIN", client)
-        return self.execute(session, frame, cmd, client)
+        return self.execute(session, frame, command.code, client)
+
+    def elsewhere(
+        self,
+        key: str,
+        session: Session,
+        request: Request,
+        client: str,
+        relayed: bool,
+    ) -> Response:
+        """A request for a secret (or page) this process does not hold:
+        relay it to the process named in ``key``, or say why not.
+        """
+        local, sep, owner = key.partition("~")
+        if sep and owner != self.instance and INSTANCE_RE.fullmatch(owner):
+            return self.refuse(
+                421,
+                f"this traceback belongs to instance {owner!r} but the request "
+                f"reached {self.instance!r}: route __debugger__ requests by the "
+                f"{ROUTE_COOKIE} cookie (see the README on fleets), or reload "
+                "the failing page",
+                client,
+            )
+        pid = owner_pid(local) if sep else None
+        relay = self.relay
+        if relay is not None and pid is not None and pid != session.pid and not relayed:
+            return self.forward(relay, pid, request, client)
+        if self.relay_problem and pid is not None and pid != session.pid:
+            return self.refuse(503, self.relay_problem, client)
+        return self.refuse(
+            403,
+            "this debugger page belongs to another window or process; reload "
+            "the failing page",
+            client,
+        )
+
+    def held_page(
+        self,
+        request: Request,
+        command: Command,
+        session: Session,
+        window: Window,
+        client: str,
+        relayed: bool,
+    ) -> Response:
+        """The HTML page of a traceback whose JSON an API client received."""
+        tb = session.pages.get(command.name)
+        if tb is None:
+            if command.name.startswith(f"{session.pid}x"):
+                return self.refuse(
+                    410,
+                    "this traceback is no longer held (the window changed or "
+                    f"{self.max_tracebacks} newer errors replaced it)",
+                    client,
+                )
+            return self.elsewhere(command.name, session, request, client, relayed)
+        unlocked = self.pins.trusted(request.environ, window)
+        html = self.with_banner(
+            tb.page(evalex=self.evalex, secret=session.secret, evalex_trusted=unlocked),
+            window,
+            session.secret,
+            unlocked=unlocked,
+        )
+        self.audit("debugger.page", client, path=request.path, held=True)
+        response = Response(html, mimetype="text/html")
+        response.headers.add("Set-Cookie", self.route_cookie(request.environ))
+        return response
 
     def forward(
         self, relay: Relay, pid: int, request: Request, client: str
@@ -299,7 +350,7 @@ class Debugger:
 
     def resource(self, request: Request, name: str) -> Response:
         """A static file of Werkzeug's debugger (JavaScript, CSS, icons)."""
-        data = internals.resource(name)
+        data = self.engine.resource(name)
         if data is None:
             return self.refuse(404, "no such debugger resource", None)
         etag = str(adler32(data) & 0xFFFFFFFF)
@@ -309,11 +360,11 @@ class Debugger:
         """Werkzeug's standalone console at ``console_path``."""
         session = self.sessions.get(window)
         self.sessions.console_frame(
-            session, lambda: internals.console_frame({"app": self.app})
+            session, lambda: self.engine.console_frame({"app": self.app})
         )
         self.audit("debugger.console", client, path=request.path)
         unlocked = self.pins.trusted(request.environ, window)
-        html = internals.console_page(secret=session.secret, evalex_trusted=unlocked)
+        html = self.engine.console_page(secret=session.secret, evalex_trusted=unlocked)
         response = Response(
             self.with_banner(html, window, session.secret, unlocked=unlocked),
             mimetype="text/html",
@@ -332,7 +383,7 @@ class Debugger:
             deployment_allow=self.deployment_allow,
             unlocked=unlocked,
         )
-        return internals.with_banner(html, banner)
+        return self.engine.with_banner(html, banner)
 
     def route_cookie(self, environ: WSGIEnvironment) -> str:
         """The routing hint for a load balancer in front of a fleet."""
@@ -353,13 +404,13 @@ class Debugger:
         """
         # Audited before it runs: the command may never return.
         self.audit(
-            "console.command", client, source=cmd, frame=internals.describe(frame)
+            "console.command", client, source=cmd, frame=self.engine.describe(frame)
         )
         with ExitStack() as stack:
             for context in session.contexts.get(id(frame), ()):
                 stack.enter_context(context)
-            output = internals.evaluate(frame, cmd)
-        return Response(output, mimetype="text/html")
+            output, mimetype = self.engine.evaluate(frame, cmd)
+        return Response(output, mimetype=mimetype)
 
     def close_window(self, request: Request, window: Window, client: str) -> Response:
         """The banner's "Close window now": removes the flag, as
@@ -452,15 +503,21 @@ class Debugger:
             )
             start_response("500 Internal Server Error", [], exc_info)
             raise error
+        as_json = self.wants_json(environ)
         try:
-            body = self.render(error, skip, contexts, environ, window, client)
+            body = self.render(
+                error, skip, contexts, environ, window, client, as_json=as_json
+            )
         except Exception:
             logger.exception("ipdebug could not render the debugger page")
             raise error from None
         start_response(
             "500 INTERNAL SERVER ERROR",
             [
-                ("Content-Type", "text/html; charset=utf-8"),
+                (
+                    "Content-Type",
+                    "application/json" if as_json else "text/html; charset=utf-8",
+                ),
                 ("Content-Length", str(len(body))),
                 _NO_STORE,
                 (INSTANCE_HEADER, self.instance),
@@ -499,13 +556,18 @@ class Debugger:
         environ: WSGIEnvironment,
         window: Window,
         client: str,
+        *,
+        as_json: bool = False,
     ) -> bytes:
-        """The debugger page for ``error``; keeps its frames for the console."""
-        tb = internals.Traceback(error, skip=skip, names=environ.get(NAMES_KEY))
+        """The debugger page for ``error`` (or its JSON, ``as_json``); keeps
+        its frames for the console.
+        """
+        tb = self.engine.traceback(error, skip=skip, names=environ.get(NAMES_KEY))
         session = self.sessions.get(window)
-        self.sessions.keep(session, tb.frames, contexts)
+        ref = self.sessions.keep(session, tb.frames, contexts, page=tb)
+        document = tb.json(self.page_url(environ, ref)) if as_json else None
         unlocked = self.pins.trusted(environ, window)
-        html = self.with_banner(
+        html = document or self.with_banner(
             tb.page(evalex=self.evalex, secret=session.secret, evalex_trusted=unlocked),
             window,
             session.secret,
@@ -517,12 +579,31 @@ class Debugger:
             path=environ.get("PATH_INFO", ""),
             exception=type(error).__name__,
             forwarded="HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ,
+            **({"json": True} if document else {}),
         )
         if skip:
             # Like Werkzeug (and like the server without ipdebug), put the
             # traceback in the server's error log.
             environ["wsgi.errors"].write(tb.text())
         return html.encode("utf-8")
+
+    def wants_json(self, environ: WSGIEnvironment) -> bool:
+        """Whether the client prefers JSON to HTML and the engine has it."""
+        accept = environ.get("HTTP_ACCEPT")
+        if not accept or not self.engine.json_api:
+            return False
+        best = parse_accept_header(accept, MIMEAccept).best_match(
+            ["text/html", "application/json"]
+        )
+        return best == "application/json"
+
+    @staticmethod
+    def page_url(environ: WSGIEnvironment, ref: str) -> str:
+        """Where the HTML page of a held traceback is (gated like the rest
+        of the debugger): the failing path with ``cmd=page``.
+        """
+        path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+        return f"{path or '/'}?__debugger__=yes&cmd=page&tb={quote(ref)}"
 
 
 def _body(app_iter: t.Iterable[bytes], response: HeldResponse) -> t.Iterator[bytes]:
@@ -548,4 +629,4 @@ def _command_name(request: Request) -> str:
     # The kind of request, for the forwarder's audit line; the command text
     # itself is audited once, by the owner that runs it.
     cmd = request.args.get("cmd", "")
-    return cmd if cmd in ("pinauth", "printpin", "resource") else "console"
+    return cmd if cmd in ("pinauth", "printpin", "resource", "page") else "console"

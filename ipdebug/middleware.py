@@ -42,10 +42,11 @@ from .attach import Debugpy
 from .audit import Auditor, LogOnce, logger
 from .config import Duration, Settings, load_settings, state_directory
 from .debugger import Debugger
+from .engines import choose
 from .errors import ConfigError
 from .flag import FlagStore, Window, open_store
 from .gate import WindowGate, make_window_gate
-from .relay import FORWARDED_KEYS, Answer, Relay
+from .relay import BODY_KEY, FORWARDED_KEYS, Answer, Relay
 from .switch import Switch
 
 if t.TYPE_CHECKING:
@@ -91,6 +92,11 @@ class IPDebugMiddleware:
     :param attach_wait: how long a gated-in request waits for an external
         debugger when the window asks for one (``ipdebug enable --attach``):
         seconds or ``"30s"`` (``IPDEBUG_ATTACH_WAIT``; default 30 s).
+    :param engine: what draws the debugger page and runs the console
+        (``IPDEBUG_ENGINE``): ``"werkzeug"`` (Werkzeug's), ``"native"``
+        (ipdebug's own; keeps the PIN and console input out of URLs, answers
+        JSON to API clients) or ``"auto"`` (the default: Werkzeug's when its
+        debugger internals work, else native). See :mod:`ipdebug.engines`.
     :param environ: the environment to read settings from; default
         ``os.environ``.
     :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
@@ -112,6 +118,7 @@ class IPDebugMiddleware:
         relay: bool = True,
         instance: str | None = None,
         attach_wait: Duration | None = None,
+        engine: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if not callable(app):
@@ -138,6 +145,7 @@ class IPDebugMiddleware:
             max_window=max_window,
             instance=instance,
             attach_wait=attach_wait,
+            engine=engine,
             environ=environ,
         )
         self.store: FlagStore = open_store(self.settings.flag)
@@ -172,6 +180,7 @@ class IPDebugMiddleware:
             attach_wait=self.settings.attach_wait,
             debugpy=Debugpy(attach_dir, can_recycle=lambda: self.recycle is not None),
             is_current=self._is_current,
+            engine=choose(self.settings.engine),
         )
         self.switch = Switch(
             self.store,
@@ -276,7 +285,10 @@ class IPDebugMiddleware:
                 for k, v in forwarded.items()
                 if k in FORWARDED_KEYS and isinstance(v, str)
             },
-            "wsgi.input": io.BytesIO(),
+            # A native-engine POST body, read (bounded) by the forwarder.
+            "wsgi.input": io.BytesIO(
+                str(forwarded.get(BODY_KEY, "")).encode("latin-1", "replace")
+            ),
             "wsgi.errors": sys.stderr,
             "wsgi.version": (1, 0),
             "wsgi.multithread": True,

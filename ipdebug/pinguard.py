@@ -103,15 +103,22 @@ class PinGuard:
                 exc_info=True,
             )
 
-    def authenticate(self, request: Request, window: Window, client: str) -> Response:
-        """Werkzeug's ``pinauth`` command: JSON ``{"auth", "exhausted"}``.
+    def authenticate(
+        self, request: Request, window: Window, client: str, *, pin: str | None = None
+    ) -> Response:
+        """The ``pinauth`` command: JSON ``{"auth", "exhausted"}``.
 
         Each attempt is counted as a failure *before* its PIN is checked,
         atomically across processes, and checked only when its count is
         within the limit: concurrent guessers cannot get more than
         :data:`~ipdebug.pin.MAX_PIN_FAILURES` PINs checked. The count of a
         right PIN, or of an attempt refused unchecked, is then taken back.
+
+        :param pin: the PIN as the engine read it (the native engine: from a
+            POST body); default Werkzeug's ``pin`` query argument.
         """
+        if pin is None:
+            pin = request.args.get("pin", "")
         auth = exhausted = False
         if self.trusted(request.environ, window):
             auth = True
@@ -127,7 +134,7 @@ class PinGuard:
                     self._forgive(window)
                 exhausted = True
                 self.audit("pin.locked", client)
-            elif window.pin.verify(request.args.get("pin", "")):
+            elif window.pin.verify(pin):
                 auth = True
                 self._forgive(window)
                 self.audit("pin.success", client)

@@ -60,7 +60,18 @@ FORWARDED_KEYS = (
     "HTTP_X_FORWARDED_FOR",
     "HTTP_FORWARDED",
     "wsgi.url_scheme",
+    # The native engine's protocol: its POST body (read by the forwarder,
+    # bounded), the secret header and what its cross-site check reads.
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "HTTP_ACCEPT",
+    "HTTP_ORIGIN",
+    "HTTP_SEC_FETCH_SITE",
+    "HTTP_X_IPDEBUG_SECRET",
+    "ipdebug.body",
 )
+#: The environ key holding a forwarded POST body (latin-1 text).
+BODY_KEY = "ipdebug.body"
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
 #: ``handler(environ) -> (status, headers, body)``, run by the owner.

@@ -16,8 +16,8 @@ import threading
 import typing as t
 from collections import OrderedDict
 
+from .engines import Frame
 from .flag import Window
-from .internals import Frame
 
 Contexts = list[t.ContextManager[t.Any]]
 
@@ -29,6 +29,8 @@ class Session:
         "contexts",
         "frames",
         "numbers",
+        "page_refs",
+        "pages",
         "pid",
         "secret",
         "tracebacks",
@@ -49,6 +51,10 @@ class Session:
         # would orphan its frames until the window ends.
         self.tracebacks: OrderedDict[int, list[int]] = OrderedDict()
         self.numbers = itertools.count()
+        # A traceback's page, by an unguessable reference naming this process
+        # (``<pid>x<random>~<instance>``), for API clients that got its JSON.
+        self.pages: dict[str, t.Any] = {}
+        self.page_refs: dict[int, str] = {}
 
 
 class Sessions:
@@ -85,22 +91,37 @@ class Sessions:
                     session = self._current = Session(session.window_id, self.instance)
         return session
 
-    def keep(self, session: Session, frames: list[Frame], contexts: Contexts) -> None:
-        """Hold ``frames`` (one traceback) for the console, dropping the
-        oldest traceback beyond ``max_tracebacks``.
+    def keep(
+        self,
+        session: Session,
+        frames: list[Frame],
+        contexts: Contexts,
+        *,
+        page: t.Any = None,
+    ) -> str:
+        """Hold ``frames`` (one traceback) for the console, and ``page`` (its
+        model) for a later view, dropping the oldest traceback beyond
+        ``max_tracebacks``. Returns the page's reference.
         """
+        ref = f"{session.pid}x{secrets.token_hex(16)}~{self.instance}"
         with self._lock:
             # A held frame is alive, so its id() (the page's ``frm``) is
             # unique among held frames.
+            key = next(session.numbers)
+            if page is not None:
+                session.pages[ref] = page
+                session.page_refs[key] = ref
             for frame in frames:
                 session.frames[id(frame)] = frame
                 session.contexts[id(frame)] = contexts
-            session.tracebacks[next(session.numbers)] = [id(f) for f in frames]
+            session.tracebacks[key] = [id(f) for f in frames]
             while len(session.tracebacks) > self.max_tracebacks:
-                _, dropped = session.tracebacks.popitem(last=False)
+                old, dropped = session.tracebacks.popitem(last=False)
+                session.pages.pop(session.page_refs.pop(old, ""), None)
                 for frame_id in dropped:
                     session.frames.pop(frame_id, None)
                     session.contexts.pop(frame_id, None)
+        return ref
 
     def console_frame(self, session: Session, make: t.Callable[[], Frame]) -> None:
         """Create the standalone console's frame (id 0) once."""

@@ -83,12 +83,40 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+class Wire:
+    """Which engine the tests of a module run against (``None``: the
+    default, ``auto``), so the helpers below speak its protocol: Werkzeug's
+    query string, or the native engine's POST bodies and secret header.
+    """
+
+    engine: str | None = None
+
+
+WIRE = Wire()
+SECRET_HEADER = "X-IPDebug-Secret"
+
+
+@pytest.fixture(params=["werkzeug", "native"])
+def both_engines(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test once per engine (``pytest.mark.usefixtures``)."""
+    WIRE.engine = request.param
+    try:
+        yield request.param
+    finally:
+        WIRE.engine = None
+
+
+def engine_options() -> dict[str, str]:
+    """The ``engine`` option for a middleware built by a test."""
+    return {"engine": WIRE.engine} if WIRE.engine else {}
+
+
 @pytest.fixture
 def make(flag: str, clean_env: None) -> t.Callable[..., IPDebugMiddleware]:
     def make(app: t.Any = plain_app, **options: t.Any) -> IPDebugMiddleware:
         options.setdefault("flag", flag)
         options.setdefault("allow", [OPERATOR])
-        return IPDebugMiddleware(app, **options)
+        return IPDebugMiddleware(app, **{**engine_options(), **options})
 
     return make
 
@@ -113,17 +141,62 @@ def open_window(
     return opened
 
 
+def is_native(html: str) -> bool:
+    return 'data-engine="native"' in html
+
+
+def is_debugger_page(html: str) -> bool:
+    """A debugger page of either engine."""
+    return "Werkzeug Debugger" in html or is_native(html)
+
+
+def evalex_state(html: str) -> tuple[bool, bool]:
+    """``(evalex, evalex_trusted)`` as the page tells its JavaScript."""
+    if is_native(html):
+        return 'data-evalex="true"' in html, 'data-trusted="true"' in html
+    return "EVALEX = true" in html, "EVALEX_TRUSTED = true" in html
+
+
 def secret_and_frame(html: str) -> tuple[str, str]:
-    """What Werkzeug's JavaScript reads from a debugger page."""
-    secret = re.search(r'SECRET = "([^"]+)"', html)
-    frame = re.findall(r'<div class="frame" id="frame-(\d+)">', html)
+    """What the engine's JavaScript reads from a debugger page: the secret
+    and the id of the innermost frame.
+    """
+    if is_native(html):
+        secret = re.search(r'data-secret="([^"]+)"', html)
+        frame = re.findall(r'<li class="frame" id="frame-(\d+)"', html)
+        frame = frame or re.findall(r'id="frame-(0)"', html)
+    else:
+        secret = re.search(r'SECRET = "([^"]+)"', html)
+        frame = re.findall(r'<div class="frame" id="frame-(\d+)">', html)
     assert secret and frame, "not a debugger page"
     return secret.group(1), frame[-1]
 
 
-def debugger_get(app: TestApp, secret: str, **params: str) -> t.Any:
-    return app.get(
-        "/", params={"__debugger__": "yes", "s": secret, **params}, expect_errors=True
+def debugger_get(app: TestApp, secret: str, path: str = "/", **params: str) -> t.Any:
+    """A debugger command as the engine's JavaScript sends it: Werkzeug's
+    in the query string; the native engine's PIN and console input in a
+    POST body with the secret in a header.
+    """
+    if WIRE.engine != "native":
+        return app.get(
+            path,
+            params={"__debugger__": "yes", "s": secret, **params},
+            expect_errors=True,
+        )
+    cmd = params.pop("cmd", "")
+    headers = {SECRET_HEADER: secret} if secret else {}
+    if cmd in ("resource", "printpin", "") or "ipdebug" in params:
+        query = {"__debugger__": "yes", **({"cmd": cmd} if cmd else {}), **params}
+        return app.get(path, params=query, headers=headers, expect_errors=True)
+    if cmd == "pinauth":
+        body = {"pin": params.get("pin", "")}
+    else:
+        body, cmd = {"frm": params.get("frm", ""), "code": cmd}, "eval"
+    return app.post(
+        f"{path}?__debugger__=yes&cmd={cmd}",
+        body,
+        headers=headers,
+        expect_errors=True,
     )
 
 

@@ -32,6 +32,7 @@ def test_benchmark_quick_mode_writes_every_table(tmp_path: Path) -> None:
         "## Per request, in process",
         "### Allowlist size",
         "### Hostile forwarding headers",
+        "### Debugger page render",
         "### Throughput",
         "### Worker memory",
         "### From `ipdebug enable`/`disable` to every worker",
@@ -44,6 +45,7 @@ def test_benchmark_quick_mode_writes_every_table(tmp_path: Path) -> None:
         "6. Werkzeug DebuggedApplication",
         "7. Werkzeug ProxyFix",
         "10000 networks",
+        "group of 50 exceptions | native",
     ]:
         assert case in report, case
     assert "Quick mode" in report

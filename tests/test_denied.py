@@ -17,6 +17,8 @@ from ipdebug.pin import PinHash
 
 from .conftest import HOST, OPERATOR, STRANGER, Boom, open_window, plain_app
 
+pytestmark = pytest.mark.usefixtures("both_engines")
+
 REQUESTS = [
     pytest.param("/", id="normal"),
     pytest.param("/fail", id="failing"),

@@ -16,6 +16,7 @@ import ipdebug
 from .nginx import nginx
 from .servers import ROOT, free_port, gunicorn, request
 from .test_gunicorn import debugger_path, output
+from .test_native_gunicorn import post, result
 
 pytestmark = pytest.mark.server
 
@@ -110,3 +111,68 @@ def test_console_requests_follow_the_route_cookie(tmp_path: Path) -> None:
             assert misrouted.status == 421
             assert f"belongs to instance '{instance}'" in misrouted.text
             assert "ipdebug_route cookie" in misrouted.text
+
+
+def test_native_console_posts_follow_the_route_cookie(tmp_path: Path) -> None:
+    """The same with the native engine: console input in POST bodies."""
+    env = {**ENV, "IPDEBUG_ENGINE": "native"}
+    with (
+        gunicorn(
+            tmp_path, "-w", "2", name="a", env={**env, "IPDEBUG_INSTANCE": "a"}
+        ) as a,
+        gunicorn(
+            tmp_path, "-w", "2", name="b", env={**env, "IPDEBUG_INSTANCE": "b"}
+        ) as b,
+    ):
+        listen = free_port()
+        with nginx(
+            tmp_path, [], http=fleet_config(a.port, b.port, listen), listen=[listen]
+        ) as proxy:
+            (port,) = proxy.ports
+            opened = ipdebug.enable("5m", allow=[OPERATOR], flag=a.flag, environ={})
+            time.sleep(1.1)
+            page = request(port, "/fail", source=OPERATOR)
+            assert page.status == 500 and 'data-engine="native"' in page.text
+            jar: dict[str, str] = {}
+            cookies_of(page, jar)
+            instance = page.header("X-IPDebug-Instance")
+            assert jar["ipdebug_route"] == instance
+            secret = re.search(r'data-secret="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+            frame = re.findall(r'<li class="frame" id="frame-(\d+)"', page.text)[-1]
+            owner_pid = int(secret.split("x")[0])
+            headers = {
+                "X-IPDebug-Secret": secret,
+                "Origin": f"http://127.0.0.1:{port}",
+            }
+            unlocked = post(
+                port,
+                "/?__debugger__=yes&cmd=pinauth",
+                {"pin": opened.pin},
+                source=OPERATOR,
+                headers={**headers, **cookie_header(jar)},
+            )
+            assert unlocked.text == '{"auth": true, "exhausted": false}'
+            cookies_of(unlocked, jar)
+            for _ in range(20):
+                reply = post(
+                    port,
+                    "/?__debugger__=yes&cmd=eval",
+                    {"frm": frame, "code": "import os\nos.getpid()"},
+                    source=OPERATOR,
+                    headers={**headers, **cookie_header(jar)},
+                )
+                assert reply.header("X-IPDebug-Instance") == instance
+                assert result(reply) == str(owner_pid)
+            other = b if instance == "a" else a
+            misrouted = post(
+                other.port,
+                "/?__debugger__=yes&cmd=eval",
+                {"frm": frame, "code": "1+1"},
+                headers={
+                    "X-Forwarded-For": OPERATOR,
+                    "X-IPDebug-Secret": secret,
+                    **cookie_header(jar),
+                },
+            )
+            assert misrouted.status == 421
+            assert f"belongs to instance '{instance}'" in misrouted.text

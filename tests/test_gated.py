@@ -1,5 +1,5 @@
-"""Gated in: Werkzeug's debugger page, resources, PIN and console, with
-ipdebug's PIN, bookkeeping and refusals.
+"""Gated in: the debugger page, resources, PIN and console, with ipdebug's
+PIN, bookkeeping and refusals; every test runs with both engines.
 """
 
 from __future__ import annotations
@@ -21,14 +21,19 @@ from ipdebug.pin import PinHash
 
 from .conftest import (
     OPERATOR,
+    WIRE,
     Boom,
     client,
     debugger_get,
+    evalex_state,
+    is_debugger_page,
     open_window,
     plain_app,
     secret_and_frame,
     unlock,
 )
+
+pytestmark = pytest.mark.usefixtures("both_engines")
 
 
 def enable_json(
@@ -54,23 +59,26 @@ def test_debugger_page_for_a_failing_route(
     page = app.get("/fail", status=500, expect_errors=True)
     assert page.headers["Cache-Control"] == "no-store"
     assert page.content_type == "text/html"
-    assert "Werkzeug Debugger" in page.text
+    assert is_debugger_page(page.text)
     assert "Boom: failed with local_value=42" in page.text
-    assert "EVALEX = true" in page.text and "EVALEX_TRUSTED = false" in page.text
+    assert evalex_state(page.text) == (True, False)
     secret, _ = secret_and_frame(page.text)
     assert secret.startswith(f"{os.getpid()}x")
     # The traceback also reaches the server's error log, as without ipdebug.
     assert "Boom: failed with local_value=42" in page.errors
 
 
-def test_resources_are_werkzeugs(gated: tuple[IPDebugMiddleware, TestApp]) -> None:
+def test_resources_are_the_engines(gated: tuple[IPDebugMiddleware, TestApp]) -> None:
     middleware, app = gated
     open_window(middleware)
-    js = app.get(
-        "/", params={"__debugger__": "yes", "cmd": "resource", "f": "debugger.js"}
+    name, marker = (
+        ("native.js", b"X-IPDebug-Secret")
+        if WIRE.engine == "native"
+        else ("debugger.js", b"function makeDebugURL")
     )
+    js = app.get("/", params={"__debugger__": "yes", "cmd": "resource", "f": name})
     assert js.headers["Cache-Control"] == "no-store"
-    assert b"function makeDebugURL" in js.body
+    assert marker in js.body
     for name in ["../__init__.py", "", "nope.js"]:
         missing = app.get(
             "/",
@@ -107,9 +115,7 @@ def test_pin_from_enable_json_unlocks_the_console(
         assert answer.headers["Cache-Control"] == "no-store"
         assert expected in answer.text
     # A reloaded page knows it is unlocked.
-    assert (
-        "EVALEX_TRUSTED = true" in app.get("/fail", status=500, expect_errors=True).text
-    )
+    assert evalex_state(app.get("/fail", status=500, expect_errors=True).text)[1]
 
 
 def test_pin_cookie_is_strict_httponly_and_ends_with_the_window(
@@ -287,9 +293,7 @@ def test_unmatched_debugger_requests_never_reach_the_app(
         .replace("INSTANCE", middleware.settings.instance)
         for k, v in params.items()
     }
-    response = app.get(
-        "/fail", params={"__debugger__": "yes", **query}, expect_errors=True
-    )
+    response = debugger_get(app, query.pop("s", ""), path="/fail", **query)
     assert response.status_int == status
     assert reason in response.text
     assert response.headers["Cache-Control"] == "no-store"
@@ -319,7 +323,7 @@ def test_evalex_false_serves_tracebacks_without_console(
     app = client(middleware)
     opened = open_window(middleware)
     page = app.get("/fail", status=500, expect_errors=True)
-    assert "EVALEX = false" in page.text
+    assert evalex_state(page.text)[0] is False
     secret, frame = secret_and_frame(page.text)
     assert unlock(app, secret, opened.pin)["auth"] is True
     refused = debugger_get(app, secret, cmd="1+1", frm=frame)
@@ -333,10 +337,8 @@ def test_console_path_serves_werkzeugs_console_to_gated_clients_only(
     opened = open_window(middleware)
     app = client(middleware)
     page = app.get("/console")
-    assert (
-        "CONSOLE_MODE = true" in page.text
-        and page.headers["Cache-Control"] == "no-store"
-    )
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "CONSOLE_MODE = true" in page.text or 'id="frame-0"' in page.text
     secret, _ = secret_and_frame(
         page.text.replace('<div class="console">', '<div class="frame" id="frame-0">')
     )
@@ -459,10 +461,18 @@ def test_percent_encoded_debugger_requests_are_recognised(
     secret, frame = secret_and_frame(
         app.get("/fail", status=500, expect_errors=True).text
     )
-    response = app.get(
-        f"/fail?%5F%5Fdebugger%5F%5F=yes&cmd=1%2B1&frm={frame}&s={secret}",
-        expect_errors=True,
-    )
+    if WIRE.engine == "native":
+        response = app.post(
+            f"/fail?%5F%5Fdebugger%5F%5F=yes&cmd=eval&frm={frame}",
+            {"frm": frame, "code": "1+1"},
+            headers={"X-IPDebug-Secret": secret},
+            expect_errors=True,
+        )
+    else:
+        response = app.get(
+            f"/fail?%5F%5Fdebugger%5F%5F=yes&cmd=1%2B1&frm={frame}&s={secret}",
+            expect_errors=True,
+        )
     assert response.status_int == 403 and "enter the PIN" in response.text
 
 

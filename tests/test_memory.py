@@ -15,6 +15,8 @@ from ipdebug import IPDebugMiddleware
 
 from .conftest import Payload, client, open_window
 
+pytestmark = pytest.mark.usefixtures("both_engines")
+
 
 def fail_holding(middleware: IPDebugMiddleware) -> weakref.ref[Payload]:
     refs: list[weakref.ref[Payload]] = []

@@ -119,3 +119,12 @@ def test_frames_keep_their_console_namespaces() -> None:
     frame.local_ns["offered"] = 7
     assert "7" in frame.eval("offered * 1")
     assert "offered" not in globals()
+
+
+def test_the_start_up_contract_check_passes() -> None:
+    """What ``engine="auto"`` checks before choosing Werkzeug's engine."""
+    from ipdebug.engines import werkzeug_problem
+    from ipdebug.engines.werkzeug import contract_problem
+
+    assert contract_problem() is None
+    assert werkzeug_problem() is None

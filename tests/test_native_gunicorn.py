@@ -1,0 +1,193 @@
+"""The native engine under real gunicorn: the console across workers over
+POST, and an access log that never records the PIN or console input.
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import json
+import re
+import socket
+import time
+import urllib.parse
+from http.client import HTTPResponse
+from pathlib import Path
+
+import pytest
+
+from .servers import Gunicorn, Reply, gunicorn, request
+from .test_gunicorn import open_window
+
+pytestmark = pytest.mark.server
+
+ACCESS_FORMAT = '%(h)s "%(r)s" query=%(q)s %(s)s'
+
+
+def native_page(server: Gunicorn) -> tuple[str, str, int]:
+    page = request(server.port, "/fail")
+    assert page.status == 500 and 'data-engine="native"' in page.text, page.text[:300]
+    secret = re.search(r'data-secret="([^"]+)"', page.text)
+    frames = re.findall(r'<li class="frame" id="frame-(\d+)"', page.text)
+    assert secret and frames
+    return secret.group(1), frames[-1], int(secret.group(1).split("x")[0])
+
+
+def post_on(
+    sock: socket.socket, path: str, fields: dict[str, str], headers: dict[str, str]
+) -> Reply:
+    body = urllib.parse.urlencode(fields).encode()
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{sock.getpeername()[1]}",
+        "Connection: close",
+        "Content-Type: application/x-www-form-urlencoded",
+        f"Content-Length: {len(body)}",
+    ]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    response = HTTPResponse(sock)
+    response.begin()
+    return Reply(response.status, response.getheaders(), response.read())
+
+
+def post(
+    port: int,
+    path: str,
+    fields: dict[str, str],
+    *,
+    source: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One form POST on a new connection from ``source``."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=30, source_address=(source, 0)
+    )
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=urllib.parse.urlencode(fields),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                **(headers or {}),
+            },
+        )
+        response = conn.getresponse()
+        return Reply(response.status, response.getheaders(), response.read())
+    finally:
+        conn.close()
+
+
+def post_spread(
+    port: int, cmd: str, bodies: list[dict[str, str]], headers: dict[str, str]
+) -> list[Reply]:
+    """Like ``spread``: every connection opened first, so that the POSTs
+    land on different workers.
+    """
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in bodies]
+    try:
+        time.sleep(0.05)
+        return [
+            post_on(sock, f"/?__debugger__=yes&cmd={cmd}", body, headers)
+            for sock, body in zip(socks, bodies, strict=True)
+        ]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def result(reply: Reply) -> str:
+    assert reply.status == 200, reply.text
+    found = re.search(r'<pre class="result">(.*?)</pre>', reply.text, re.S)
+    assert found, reply.text
+    return html.unescape(found.group(1))
+
+
+def test_native_console_across_workers_and_nothing_secret_in_the_access_log(
+    tmp_path: Path,
+) -> None:
+    access = tmp_path / "access.log"
+    with gunicorn(
+        tmp_path,
+        "-w",
+        "4",
+        "--access-logfile",
+        str(access),
+        "--access-logformat",
+        ACCESS_FORMAT,
+        env={"IPDEBUG_ENGINE": "native"},
+    ) as server:
+        opened = open_window(server)
+        secret, frame, owner = native_page(server)
+        headers = {
+            "X-IPDebug-Secret": secret,
+            "Origin": f"http://127.0.0.1:{server.port}",
+        }
+        # PIN: a POST; wrong then right, on whatever worker accepts it.
+        (wrong,) = post_spread(
+            server.port, "pinauth", [{"pin": "000-000-000"}], headers
+        )
+        assert wrong.status == 200, (wrong.status, wrong.text)
+        assert json.loads(wrong.body) == {"auth": False, "exhausted": False}
+        (right,) = post_spread(server.port, "pinauth", [{"pin": opened.pin}], headers)
+        assert json.loads(right.body) == {"auth": True, "exhausted": False}
+        cookie = right.header("Set-Cookie")
+        assert cookie and "SameSite=Strict" in cookie
+        headers["Cookie"] = cookie.split(";")[0]
+        (first,) = post_spread(
+            server.port,
+            "eval",
+            [{"frm": frame, "code": "console_marker = 'INPUT-MARKER-51'\nx = 6*7\nx"}],
+            headers,
+        )
+        assert result(first) == "42"
+        commands = ["x", "worker_pid", "console_marker", "x + 1"] * 4
+        expected = {
+            "x": "42",
+            "worker_pid": str(owner),
+            "console_marker": "'INPUT-MARKER-51'",
+            "x + 1": "43",
+        }
+        for start in range(0, len(commands), 4):
+            chunk = commands[start : start + 4]
+            replies = post_spread(
+                server.port, "eval", [{"frm": frame, "code": c} for c in chunk], headers
+            )
+            for command, reply in zip(chunk, replies, strict=True):
+                assert result(reply) == expected[command], (command, reply.text)
+                assert reply.header("Cache-Control") == "no-store"
+        # JSON for an API client, and its page, from whichever worker.
+        api = request(server.port, "/fail", headers={"Accept": "application/json"})
+        assert api.status == 500 and api.header("Content-Type") == "application/json"
+        page_url = json.loads(api.body)["page_url"]
+        for _ in range(4):
+            held = request(server.port, page_url)
+            assert held.status == 200 and "ZeroDivisionError" in held.text
+        time.sleep(0.3)
+        log = server.log_text()
+        assert re.search(r"event=debugger\.relayed", log), (
+            "no console request reached another worker: the test proved nothing"
+        )
+    text = access.read_text()
+    # The log is real and has every debugger request, with its query string...
+    lines = text.splitlines()
+    assert sum('"POST /?__debugger__=yes&cmd=eval ' in line for line in lines) == 17
+    assert sum('"POST /?__debugger__=yes&cmd=pinauth ' in line for line in lines) == 2
+    assert all(
+        "query=__debugger__=yes&cmd=" in line for line in lines if "POST" in line
+    )
+    # ...and neither the PIN nor anything typed into the console.
+    digits = opened.pin.replace("-", "")
+    for secret_text in [
+        opened.pin,
+        digits,
+        "000-000-000",
+        "INPUT-MARKER-51",
+        "console_marker",
+        "worker_pid",
+        "6*7",
+        urllib.parse.quote("6*7"),
+    ]:
+        assert secret_text not in text, secret_text
+    assert secret not in text  # the page's secret travels in a header
