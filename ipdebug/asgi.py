@@ -1,0 +1,434 @@
+"""The ASGI middleware: the same debugger, gate and guarantees for ASGI apps.
+
+.. code-block:: python
+
+    from fastapi import FastAPI
+    from ipdebug.asgi import IPDebugASGIMiddleware
+
+    api = FastAPI()
+    app = IPDebugASGIMiddleware(api, allow=["203.0.113.7"])
+
+One gate, two adapters: this module turns an ASGI ``http`` scope into the
+few WSGI environ keys the gate reads (``REMOTE_ADDR`` from
+``scope["client"]``, ``Host`` and the forwarding headers from
+``scope["headers"]``, Latin-1) and hands them to the *same*
+:class:`~ipdebug.IPDebugMiddleware` core (settings, flag store, switch,
+gate, PIN, lockout, audit, relay, debugger) that the WSGI side uses. It
+decides nothing about security itself.
+
+- ``websocket`` and ``lifespan`` scopes, denied clients and requests while
+  no window is open reach the app with the original ``scope``, ``receive``
+  and ``send``: the same messages, exceptions propagated unchanged.
+- For a gated-in request the response start is held until its first body
+  bytes, and a complete 5xx response until the app returns, so that the 500
+  page Starlette's ``ServerErrorMiddleware`` (or an exception handler for
+  ``Exception``/500) sends before re-raising is replaced by the debugger
+  page. An error after body bytes were sent is re-raised: the server aborts
+  the connection.
+- Debugger requests (resources, PIN, console commands) and page rendering
+  run in a small pool of worker threads, so a slow console command does not
+  stall the event loop; at most :data:`MAX_PENDING` wait at once.
+
+**Security:** the debugger runs arbitrary Python in the server process.
+Under uvicorn, configure exactly one trusted walk of ``X-Forwarded-For``:
+see the README section on ASGI (``--no-proxy-headers`` with
+``trusted_proxies``, never ``--forwarded-allow-ips '*'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import logging
+import os
+import sys
+import threading
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+
+from werkzeug.wrappers import Request, Response
+
+from . import middleware as _core
+from .audit import logger
+from .debugger import INSTANCE_HEADER
+from .stash import EXCEPTION_KEY, GATED_KEY
+
+if t.TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    from _typeshed.wsgi import WSGIApplication
+
+    from .debugger import Debugger
+    from .flag import Window
+
+    Scope = MutableMapping[str, t.Any]
+    Message = MutableMapping[str, t.Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    # Any: frameworks type their scopes as TypedDicts of their own.
+    ASGIApp = Callable[[t.Any, t.Any, t.Any], Awaitable[None]]
+
+#: Threads per process that run debugger work (commands, pages).
+MAX_THREADS = 4
+#: Debugger jobs running or queued at once; more get a 503.
+MAX_PENDING = 16
+
+#: Headers the gate reads, by their ASGI (lower-case) name.
+_GATE_HEADERS = {
+    b"host": "HTTP_HOST",
+    b"x-forwarded-for": "HTTP_X_FORWARDED_FOR",
+    b"forwarded": "HTTP_FORWARDED",
+}
+
+
+class IPDebugASGIMiddleware:
+    """Serve the debugger to allowed clients of an ASGI 3 app while a window
+    is open.
+
+    Takes exactly the keyword arguments (and reads the same ``IPDEBUG_*``
+    environment variables) as :class:`~ipdebug.IPDebugMiddleware`, and
+    builds one as its core: the gate, PIN, lockout, audit trail and relay
+    are that core's.
+
+    :param app: the ASGI 3 application (FastAPI, Starlette, Quart, Django's
+        ``ASGIHandler``, ...).
+    :param options: keyword arguments of :class:`~ipdebug.IPDebugMiddleware`.
+    :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
+        bad setting and value.
+    """
+
+    def __init__(self, app: ASGIApp, **options: t.Any) -> None:
+        if not callable(app):
+            from .errors import ConfigError
+
+            raise ConfigError("app", app, "is not an ASGI application (not callable)")
+        self.app = app
+        # The core never calls ``app``: it is there for the standalone
+        # console's namespace (``app``) and for ``ipdebug doctor``'s walk.
+        self.core = _core.IPDebugMiddleware(t.cast("WSGIApplication", app), **options)
+        self._switch = self.core.switch
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pending = threading.BoundedSemaphore(MAX_PENDING)
+        if "quart" in sys.modules:
+            from .quart import connect_signal
+
+            connect_signal()
+
+    @property
+    def debugger(self) -> Debugger:
+        return self.core.debugger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The hot path: not HTTP, or no window open and no flag check due.
+        if scope["type"] != "http" or self._switch.closed_until > _core._monotonic():
+            return await self.app(scope, receive, send)
+        window = None
+        try:
+            environ = gate_environ(scope)
+            window = self._switch.current()
+            client = None if window is None else self.core._admit(environ, window)
+        except Exception:
+            # Fail closed: a bug in ipdebug serves the request as without it.
+            self.core._log_once(
+                logging.ERROR,
+                "ipdebug denied a request after an internal error",
+                exc_info=True,
+            )
+            client = None
+        if client is None or window is None:
+            return await self.app(scope, receive, send)
+        await self._gated(scope, receive, send, environ, window, client)
+
+    async def _gated(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        environ: dict[str, t.Any],
+        window: Window,
+        client: str,
+    ) -> None:
+        try:
+            full_environ(scope, environ)
+            route = _route(self.debugger, environ)
+        except Exception:
+            logger.exception("ipdebug failed to serve a debugger request")
+            route = None
+        if route is None:
+            await self._run_app(scope, receive, send, environ, window, client)
+            return
+        response = await self._in_thread(
+            _answer, self.debugger, route, environ, window, client
+        )
+        if response is None:
+            # Fail closed, as the WSGI side: the app answers.
+            await self.app(scope, receive, send)
+            return
+        await _send_response(send, response, environ)
+
+    async def _run_app(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        environ: dict[str, t.Any],
+        window: Window,
+        client: str,
+    ) -> None:
+        scope = {**scope, GATED_KEY: True}
+        held = HeldSend(send)
+        error: BaseException | None
+        skip = 0
+        try:
+            await self.app(scope, receive, held)
+        except Exception as exc:
+            error, skip = exc, 1  # skip this frame in the traceback
+        else:
+            # Quart and Django hand over the exceptions they turned into a 500.
+            error = scope.pop(EXCEPTION_KEY, None)
+            if error is None or held.sent:
+                await held.flush()
+                return
+        if held.sent:
+            # Body bytes are on the wire: let the server abort the connection
+            # rather than end a truncated body cleanly.
+            self.core.audit(
+                "debugger.stream_error", client, path=environ.get("PATH_INFO", "")
+            )
+            raise error
+        body = await self._in_thread(
+            _page, self.debugger, error, skip, environ, window, client
+        )
+        if body is None:
+            if skip:
+                raise error
+            await held.flush()  # the framework's own 500
+            return
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+            (
+                INSTANCE_HEADER.lower().encode(),
+                self.debugger.instance.encode("latin-1"),
+            ),
+            (b"set-cookie", self.debugger.route_cookie(environ).encode("latin-1")),
+        ]
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _in_thread(self, func: Callable[..., _T], *args: t.Any) -> _T | None:
+        """Run ``func`` in this process's debugger threads; ``None`` when
+        too many jobs wait already, or when it failed (logged).
+        """
+        if not self._pending.acquire(blocking=False):
+            logger.warning("ipdebug: too many debugger requests at once; one refused")
+            return None
+        try:
+            if self._pool is None or self._pool_pid != os.getpid():
+                # Created lazily, in the process that serves (after a fork).
+                self._pool = ThreadPoolExecutor(MAX_THREADS, "ipdebug")
+                self._pool_pid = os.getpid()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self._pool, functools.partial(func, *args)
+            )
+        except Exception:
+            logger.exception("ipdebug failed to serve a debugger request")
+            return None
+        finally:
+            self._pending.release()
+
+    def close(self) -> None:
+        """Stop relaying, drop every traceback, stop the threads."""
+        self.core.close()
+        if self._pool is not None and self._pool_pid == os.getpid():
+            self._pool.shutdown(wait=False)
+        self._pool = None
+
+
+_T = t.TypeVar("_T")
+
+
+def gate_environ(scope: Scope) -> dict[str, t.Any]:
+    """What the gate reads, from an ``http`` scope, as WSGI names it.
+
+    ``REMOTE_ADDR`` is ``scope["client"][0]``; a missing client (a unix
+    socket under uvicorn) gives ``None``, which the gate denies. A header
+    sent twice is joined with ``,`` as WSGI servers do, so two ``Host``
+    headers match no trusted host.
+    """
+    peer = scope.get("client")
+    environ: dict[str, t.Any] = {
+        "REMOTE_ADDR": peer[0]
+        if isinstance(peer, (tuple, list)) and peer and isinstance(peer[0], str)
+        else None
+    }
+    for name, value in scope.get("headers") or ():
+        key = _GATE_HEADERS.get(name.lower())
+        if key is not None:
+            text = value.decode("latin-1")
+            seen = environ.get(key)
+            environ[key] = text if seen is None else f"{seen},{text}"
+    return environ
+
+
+def full_environ(scope: Scope, environ: dict[str, t.Any]) -> None:
+    """Complete a gated-in request's environ, for the debugger (PIN cookie,
+    query, resources' conditional headers, the audit's path).
+    """
+    root = scope.get("root_path", "") or ""
+    path = scope.get("path", "") or ""
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    server = scope.get("server") or ("", None)
+    environ.update(
+        {
+            "REQUEST_METHOD": scope.get("method", "GET"),
+            "SCRIPT_NAME": root.encode("utf-8").decode("latin-1"),
+            "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+            "QUERY_STRING": (scope.get("query_string") or b"").decode("latin-1"),
+            "SERVER_NAME": str(server[0] or ""),
+            "SERVER_PORT": str(server[1] or ""),
+            "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+            "wsgi.url_scheme": scope.get("scheme", "http"),
+            "wsgi.input": io.BytesIO(),
+            "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+    )
+    for name, value in scope.get("headers") or ():
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = f"HTTP_{key}"
+        if key in _GATE_KEYS:
+            continue  # as the gate saw them
+        text = value.decode("latin-1")
+        seen = environ.get(key)
+        sep = "; " if key == "HTTP_COOKIE" else ","
+        environ[key] = text if seen is None else f"{seen}{sep}{text}"
+
+
+_GATE_KEYS = frozenset(_GATE_HEADERS.values())
+
+
+class HeldSend:
+    """The ``send`` of a gated-in request: the response start is held until
+    the first body bytes of a streamed response, and a complete 5xx response
+    until :meth:`flush` (the app returned without an error).
+    """
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._held: list[Message] = []
+        self._status = 0
+        self.sent = False
+
+    async def __call__(self, message: Message) -> None:
+        if self.sent:
+            await self._send(message)
+            return
+        kind = message.get("type")
+        if kind == "http.response.start":
+            self._status = int(message.get("status", 0))
+            self._held.append(message)
+            return
+        if kind == "http.response.body":
+            more = bool(message.get("more_body", False))
+            self._held.append(message)
+            if more and not message.get("body"):
+                return  # nothing on the wire yet
+            if not more and self._status >= 500:
+                return  # maybe a framework's 500 for an error still coming
+            await self.flush()
+            return
+        # Trailers, pathsend, extensions: pass everything on in order.
+        self._held.append(message)
+        await self.flush()
+
+    async def flush(self) -> None:
+        held, self._held = self._held, []
+        if held:
+            self.sent = True
+        for message in held:
+            await self._send(message)
+
+
+# The coupling to the debugger: every call into it is below, in one place,
+# so that it can follow the debugger's (or its engine's) interface.
+
+
+def _route(debugger: Debugger, environ: dict[str, t.Any]) -> str | None:
+    """``"command"``, ``"console"`` or ``None`` (the app's own request), as
+    the WSGI dispatcher (``Debugger.__call__``) routes it.
+    """
+    if not debugger._for_debugger(environ):
+        return None
+    request = Request(environ)
+    try:
+        if request.args.get("__debugger__") == "yes":
+            return "command"
+    except UnicodeDecodeError:
+        return None  # not UTF-8: not from the debugger's JavaScript
+    if debugger.evalex and request.path == debugger.console_path:
+        return "console"
+    return None
+
+
+def _answer(
+    debugger: Debugger,
+    route: str,
+    environ: dict[str, t.Any],
+    window: Window,
+    client: str,
+) -> Response:
+    """A debugger request's response (run in a worker thread)."""
+    request = Request(environ)
+    if route == "command":
+        response = debugger.command(request, window, client)
+    else:
+        response = debugger.console(request, window, client)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers[INSTANCE_HEADER] = debugger.instance
+    return response
+
+
+def _page(
+    debugger: Debugger,
+    error: BaseException,
+    skip: int,
+    environ: dict[str, t.Any],
+    window: Window,
+    client: str,
+) -> bytes:
+    """The debugger page for ``error`` (run in a worker thread)."""
+    if window.attach == "pdb":
+        debugger.offer_pdb(error, client)
+    return debugger.render(error, skip, [], environ, window, client)
+
+
+async def _send_response(
+    send: Send, response: Response, environ: dict[str, t.Any]
+) -> None:
+    app_iter, status, headers = response.get_wsgi_response(environ)
+    try:
+        body = b"".join(app_iter)
+    finally:
+        close = getattr(app_iter, "close", None)
+        if close is not None:
+            close()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": int(status.split(" ", 1)[0]),
+            "headers": [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

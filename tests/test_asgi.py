@@ -1,0 +1,480 @@
+"""The ASGI adapter in-process: pass-through, the gate, the debugger page for
+FastAPI and Starlette (with their own 500 handling), console commands in an
+``async def`` view's frame, and a differential: denied clients see exactly
+the bare app's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import threading
+import typing as t
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ipdebug
+from ipdebug import IPDebugMiddleware
+from ipdebug.asgi import IPDebugASGIMiddleware, gate_environ
+from ipdebug.errors import ConfigError
+
+from .apps.asgi_apps import build_fastapi, build_starlette
+from .asgi_driver import (
+    Outcome,
+    call,
+    debugger_query,
+    get,
+    page_secret,
+    run,
+    scope,
+    unlock,
+)
+from .conftest import OPERATOR
+
+OTHER = "127.0.0.2"
+
+
+@pytest.fixture
+def amake(flag: str, clean_env: None) -> t.Callable[..., IPDebugASGIMiddleware]:
+    def make(app: t.Any, **options: t.Any) -> IPDebugASGIMiddleware:
+        options.setdefault("flag", flag)
+        options.setdefault("allow", [OPERATOR])
+        return IPDebugASGIMiddleware(app, **options)
+
+    return make
+
+
+def open_window(middleware: IPDebugASGIMiddleware, **options: t.Any) -> ipdebug.Enabled:
+    options.setdefault("allow", [OPERATOR])
+    opened = ipdebug.enable(
+        "5m", flag=middleware.core.settings.flag, environ={}, **options
+    )
+    middleware.core.switch.poll_now()
+    return opened
+
+
+def console(outcome: Outcome) -> str:
+    assert outcome.status == 200, outcome
+    text = html.unescape(re.sub(r"<[^>]+>", "", outcome.text))
+    return text.strip().splitlines()[-1]
+
+
+# Settings
+
+
+def test_takes_the_same_options_as_the_wsgi_middleware(
+    flag: str, clean_env: None
+) -> None:
+    with pytest.raises(ConfigError, match="max_tracebacks"):
+        IPDebugASGIMiddleware(build_starlette(), flag=flag, max_tracebacks=0)
+    with pytest.raises(TypeError):
+        IPDebugASGIMiddleware(build_starlette(), flag=flag, bogus=1)
+    with pytest.raises(ConfigError, match="ASGI"):
+        IPDebugASGIMiddleware(t.cast(t.Any, 42), flag=flag)
+    middleware = IPDebugASGIMiddleware(
+        build_starlette(), flag=flag, allow="10.0.0.0/8", trusted_hosts="a.example"
+    )
+    assert isinstance(middleware.core, IPDebugMiddleware)
+    assert middleware.core.settings.trusted_hosts is not None
+
+
+def test_reads_the_same_environment_variables(
+    flag: str, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IPDEBUG_MAX_TRACEBACKS_IS_NOT_A_SETTING", "1")
+    monkeypatch.setenv("IPDEBUG_MAX_WINDOW", "nonsense")
+    with pytest.raises(ConfigError, match="nonsense"):
+        IPDebugASGIMiddleware(build_starlette(), flag=flag)
+
+
+# Gate input
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        pytest.param(("203.0.113.7", 1), "203.0.113.7", id="tcp"),
+        pytest.param(["::1", 1], "::1", id="list"),
+        pytest.param(None, None, id="unix-socket-uvicorn"),
+        pytest.param(("", 0), "", id="empty"),
+        pytest.param((None, 0), None, id="none-host"),
+        pytest.param((), None, id="empty-tuple"),
+        pytest.param("127.0.0.1", None, id="bare-string"),
+    ],
+)
+def test_remote_addr_from_the_client(client: t.Any, expected: t.Any) -> None:
+    environ = gate_environ(scope(client=client))
+    assert environ["REMOTE_ADDR"] == expected
+
+
+def test_gate_headers_are_latin1_and_joined() -> None:
+    environ = gate_environ(
+        scope(
+            host="a.example",
+            headers=[
+                (b"X-Forwarded-For", b"198.51.100.1"),
+                (b"x-forwarded-for", b"203.0.113.7"),
+                (b"host", b"evil.example"),
+                (b"forwarded", "for=\xe9".encode("latin-1")),
+            ],
+        )
+    )
+    assert environ["HTTP_X_FORWARDED_FOR"] == "198.51.100.1,203.0.113.7"
+    assert environ["HTTP_HOST"] == "a.example,evil.example"
+    assert environ["HTTP_FORWARDED"] == "for=\xe9"
+
+
+# Pass-through
+
+
+def test_other_scopes_pass_through_untouched(amake: t.Any) -> None:
+    seen: list[tuple[t.Any, t.Any, t.Any]] = []
+
+    async def app(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        seen.append((scope, receive, send))
+
+    middleware = amake(app)
+    open_window(middleware)
+
+    async def receive() -> dict[str, t.Any]:
+        return {}
+
+    async def send(message: t.Any) -> None:
+        pass
+
+    for kind in ("websocket", "lifespan"):
+        original = {"type": kind, "client": (OPERATOR, 1), "headers": []}
+        asyncio.run(middleware(original, receive, send))
+        assert seen[-1][0] is original
+        assert seen[-1][1] is receive and seen[-1][2] is send
+
+
+def test_denied_and_closed_requests_get_the_original_callables(amake: t.Any) -> None:
+    seen: list[tuple[t.Any, t.Any, t.Any]] = []
+
+    async def app(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        seen.append((scope, receive, send))
+        raise LookupError("the app's own")
+
+    middleware = amake(app)
+    request = scope(client=(OTHER, 1))
+    for opened in (False, True):
+        if opened:
+            open_window(middleware)
+        outcome = run(middleware, request)
+        assert isinstance(outcome.error, LookupError)
+        assert seen[-1][0] is request
+        assert "ipdebug.gated" not in request
+
+
+def test_missing_client_is_denied(amake: t.Any) -> None:
+    middleware = amake(build_starlette())
+    open_window(middleware)
+    outcome = get(middleware, "/fail", client=None)
+    assert outcome.status == 500
+    assert outcome.body == b"Internal Server Error"
+    assert type(outcome.error).__name__ == "Boom"
+
+
+# Gated in
+
+
+@pytest.mark.parametrize("build", [build_fastapi, build_starlette])
+@pytest.mark.parametrize("path", ["/fail", "/fail-sync"])
+def test_gated_in_client_gets_the_debugger(
+    amake: t.Any, build: t.Any, path: str
+) -> None:
+    middleware = amake(build())
+    open_window(middleware)
+    outcome = get(middleware, path)
+    assert outcome.error is None
+    assert outcome.status == 500
+    assert "Werkzeug Debugger" in outcome.text
+    assert "ipdebug" in outcome.text  # the banner
+    assert outcome.headers["cache-control"] == "no-store"
+    assert outcome.headers["x-ipdebug-instance"]
+    assert "ipdebug_route=" in outcome.headers["set-cookie"]
+    # Exactly one response: Starlette's own 500 was replaced, not appended.
+    starts = [m for m in outcome.messages if m["type"] == "http.response.start"]
+    assert len(starts) == 1
+    assert b"Internal Server Error" not in outcome.body
+
+
+def test_a_denied_client_keeps_starlettes_500(amake: t.Any) -> None:
+    middleware = amake(build_fastapi())
+    open_window(middleware)
+    bare = get(build_fastapi(), "/fail", client=(OTHER, 1))
+    denied = get(middleware, "/fail", client=(OTHER, 1))
+    assert denied.comparable() == bare.comparable()
+    assert denied.status == 500 and denied.body == b"Internal Server Error"
+
+
+def test_exception_handler_still_runs_for_everybody_else(amake: t.Any) -> None:
+    middleware = amake(build_fastapi(handler=True))
+    open_window(middleware)
+    denied = get(middleware, "/fail", client=(OTHER, 1))
+    assert denied.body == b'{"error":"handled by the app"}'
+    assert type(denied.error).__name__ == "Boom"  # Starlette re-raises
+    gated = get(middleware, "/fail")
+    assert "Werkzeug Debugger" in gated.text
+    assert b"handled by the app" not in gated.body
+
+
+def test_error_after_the_body_started_is_reraised(amake: t.Any, records: t.Any) -> None:
+    middleware = amake(build_fastapi())
+    open_window(middleware)
+    outcome = get(middleware, "/stream")
+    assert type(outcome.error).__name__ == "Boom"
+    assert outcome.status == 200
+    assert outcome.body == b"first chunk\n"
+    assert "debugger.stream_error" in records.events()
+
+
+def test_successful_responses_are_unchanged_for_gated_in(amake: t.Any) -> None:
+    middleware = amake(build_fastapi())
+    open_window(middleware)
+    assert get(middleware, "/").comparable() == get(build_fastapi(), "/").comparable()
+
+
+def test_untrusted_host_is_denied(amake: t.Any) -> None:
+    middleware = amake(build_fastapi())
+    open_window(middleware)
+    outcome = get(middleware, "/fail", host="evil.example")
+    assert outcome.body == b"Internal Server Error"
+
+
+def test_forwarded_for_only_from_trusted_proxies(amake: t.Any) -> None:
+    middleware = amake(
+        build_fastapi(), allow=["203.0.113.7"], trusted_proxies=["127.0.0.1"]
+    )
+    open_window(middleware, allow=["203.0.113.7"])
+    spoof = [(b"x-forwarded-for", b"203.0.113.7")]
+    assert get(middleware, "/fail", client=("198.51.100.9", 1), headers=spoof).body == (
+        b"Internal Server Error"
+    )
+    gated = get(middleware, "/fail", client=("127.0.0.1", 1), headers=spoof)
+    assert "Werkzeug Debugger" in gated.text
+
+
+# The console
+
+
+def view_frame(page: str) -> str:
+    """The id of the frame of the view in ``tests/apps/asgi_apps.py``."""
+    for match in re.finditer(
+        r'<div class="frame" id="frame-(\d+)">(.*?)</div>', page, re.S
+    ):
+        if "asgi_apps.py" in match.group(2):
+            return match.group(1)
+    raise AssertionError("no frame of the view on the page")
+
+
+@pytest.mark.parametrize("path", ["/fail", "/fail-sync"])
+def test_pin_and_console_in_the_views_frame(
+    amake: t.Any, records: t.Any, path: str
+) -> None:
+    middleware = amake(build_fastapi())
+    opened = open_window(middleware)
+    page = get(middleware, path)
+    secret, _ = page_secret(page)
+    frame = view_frame(page.text)
+    locked = get(middleware, debugger_query(secret, cmd="marker", frm=frame))
+    assert locked.status == 403 and locked.headers["cache-control"] == "no-store"
+    cookie = unlock(middleware, secret, opened)
+    out = get(
+        middleware, debugger_query(secret, cmd="marker", frm=frame), headers=cookie
+    )
+    expected = "'async-local-42'" if path == "/fail" else "'sync-local-43'"
+    assert console(out) == expected
+    out = get(middleware, debugger_query(secret, cmd="1+1", frm=frame), headers=cookie)
+    assert console(out) == "2"
+    assert "console.command" in records.events()
+    # A denied client's __debugger__ request reaches the app.
+    denied = get(
+        middleware, debugger_query(secret, cmd="1+1", frm=frame), client=(OTHER, 1)
+    )
+    assert denied.body == b"hello from fastapi\n"
+
+
+def test_resources_are_served(amake: t.Any) -> None:
+    middleware = amake(build_fastapi())
+    open_window(middleware)
+    secret, _ = page_secret(get(middleware, "/fail"))
+    res = get(middleware, debugger_query(secret, cmd="resource", f="debugger.js"))
+    assert res.status == 200
+    assert b"function" in res.body
+    assert res.headers["cache-control"] == "no-store"
+
+
+def test_a_slow_command_does_not_block_the_event_loop(amake: t.Any) -> None:
+    middleware = amake(build_fastapi())
+    opened = open_window(middleware)
+    page = get(middleware, "/fail")
+    secret, frame = page_secret(page)
+    cookie = unlock(middleware, secret, opened)
+    started = threading.Event()
+
+    async def both() -> tuple[Outcome, Outcome, list[str]]:
+        order: list[str] = []
+
+        async def slow() -> Outcome:
+            started.set()
+            out = await call(
+                middleware,
+                scope(
+                    "/",
+                    query=debugger_query(
+                        secret, cmd="__import__('time').sleep(2)", frm=frame
+                    )[2:],
+                    headers=cookie,
+                ),
+            )
+            order.append("command")
+            return out
+
+        async def other() -> Outcome:
+            await asyncio.sleep(0.2)
+            out = await call(middleware, scope("/", client=(OTHER, 1)))
+            order.append("other")
+            return out
+
+        a, b = await asyncio.gather(slow(), other())
+        return a, b, order
+
+    command, other, order = asyncio.run(both())
+    assert started.is_set()
+    assert command.status == 200
+    assert other.body == b"hello from fastapi\n"
+    assert order == ["other", "command"]
+
+
+# The differential: denied clients see the bare app's messages
+
+
+def _script_app(script: list[t.Any]) -> t.Any:
+    async def app(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        await receive()
+        for step in script:
+            if step == "raise":
+                raise LookupError("scripted")
+            await send(dict(step))
+
+    return app
+
+
+MESSAGES = st.lists(
+    st.one_of(
+        st.just("raise"),
+        st.builds(
+            lambda status, headers: {
+                "type": "http.response.start",
+                "status": status,
+                "headers": headers,
+            },
+            st.sampled_from([200, 204, 302, 404, 500, 503]),
+            st.lists(
+                st.tuples(st.binary(max_size=8), st.binary(max_size=16)), max_size=3
+            ),
+        ),
+        st.builds(
+            lambda body, more: {
+                "type": "http.response.body",
+                "body": body,
+                "more_body": more,
+            },
+            st.binary(max_size=32),
+            st.booleans(),
+        ),
+        st.just(
+            {"type": "http.response.trailers", "headers": [], "more_trailers": False}
+        ),
+    ),
+    max_size=6,
+)
+
+CLIENTS = st.one_of(
+    st.sampled_from(
+        [
+            (OTHER, 1),
+            None,
+            ("", 0),
+            ("::ffff:127.0.0.2", 1),
+            ("127.0.0.10", 1),
+            ("unix", 0),
+        ]
+    ),
+    st.tuples(st.ip_addresses(v=4).map(str), st.integers(0, 65535)).filter(
+        lambda c: c[0] != OPERATOR
+    ),
+)
+HEADERS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [b"host", b"x-forwarded-for", b"forwarded", b"cookie", b"x-other"]
+        ),
+        st.sampled_from(
+            [
+                b"127.0.0.1",
+                b"127.0.0.1:8000",
+                b"evil.example",
+                b"for=127.0.0.1",
+                b"\xff",
+            ]
+        ),
+    ),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    script=MESSAGES,
+    client=CLIENTS,
+    headers=HEADERS,
+    query=st.sampled_from(["", "__debugger__=yes&cmd=resource&f=debugger.js", "%41"]),
+    host=st.sampled_from(["127.0.0.1:8000", "evil.example", None]),
+)
+def test_denied_clients_see_the_bare_apps_messages(
+    tmp_path_factory: pytest.TempPathFactory,
+    script: list[t.Any],
+    client: t.Any,
+    headers: list[tuple[bytes, bytes]],
+    query: str,
+    host: str | None,
+) -> None:
+    middleware = _differential_middleware(tmp_path_factory)
+    app = _script_app(script)
+    middleware.app = app
+    request = scope(client=client, headers=headers, host=host)
+    request["query_string"] = query.encode()
+    # Either an address that is not allowed, or an untrusted/missing Host.
+    if client == (OPERATOR, 1) and host == "127.0.0.1:8000":
+        return
+    bare = run(app, dict(request))
+    wrapped = run(middleware, dict(request))
+    assert wrapped.comparable() == bare.comparable()
+
+
+_DIFFERENTIAL: dict[str, IPDebugASGIMiddleware] = {}
+
+
+def _differential_middleware(factory: pytest.TempPathFactory) -> IPDebugASGIMiddleware:
+    middleware = _DIFFERENTIAL.get("m")
+    if middleware is None:
+        flag = str(Path(factory.mktemp("differential")) / "state" / "flag.json")
+        middleware = IPDebugASGIMiddleware(
+            _script_app([]), flag=flag, allow=[OPERATOR], environ={}
+        )
+        open_window(middleware)
+        _DIFFERENTIAL["m"] = middleware
+    return middleware
