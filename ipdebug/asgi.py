@@ -252,6 +252,18 @@ class IPDebugASGIMiddleware:
 _T = t.TypeVar("_T")
 
 
+def wrap_asgi(app: ASGIApp, **options: t.Any) -> IPDebugASGIMiddleware:
+    """Wrap an ASGI app loaded by a server (gunicorn's uvicorn workers): a
+    Django ``ASGIHandler`` as :func:`ipdebug.django.get_asgi_application`
+    does, anything else as is.
+    """
+    if type(app).__module__.startswith("django."):
+        from .django import wrap_asgi as wrap_django
+
+        return wrap_django(app, **options)
+    return IPDebugASGIMiddleware(app, **options)
+
+
 def gate_environ(scope: Scope) -> dict[str, t.Any]:
     """What the gate reads, from an ``http`` scope, as WSGI names it.
 

@@ -12,7 +12,6 @@ the pid as JSON; ``/pid`` the pid.
 
 from __future__ import annotations
 
-import json
 import os
 import typing as t
 
@@ -138,6 +137,3 @@ def __getattr__(name: str) -> t.Any:
     wrapped = IPDebugASGIMiddleware(bare)
     globals()[name] = wrapped
     return wrapped
-
-
-__all__ = ["Boom", "build_fastapi", "build_starlette", "json"]
