@@ -74,6 +74,9 @@ MAX_THREADS = 4
 #: Debugger jobs running or queued at once; more get a 503.
 MAX_PENDING = 16
 
+#: Body bytes of a gated-in 5xx response held before it is sent anyway.
+MAX_HELD = 1 << 20
+
 #: Headers the gate reads, by their ASGI (lower-case) name.
 _GATE_HEADERS = {
     b"host": "HTTP_HOST",
@@ -331,14 +334,16 @@ _GATE_KEYS = frozenset(_GATE_HEADERS.values())
 
 class HeldSend:
     """The ``send`` of a gated-in request: the response start is held until
-    the first body bytes of a streamed response, and a complete 5xx response
-    until :meth:`flush` (the app returned without an error).
+    the first body bytes, and a 5xx response (up to :data:`MAX_HELD` bytes)
+    until :meth:`flush` (the app returned without an error): frameworks send
+    their own 500 page before re-raising or signalling the exception.
     """
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self._held: list[Message] = []
         self._status = 0
+        self._size = 0
         self.sent = False
 
     async def __call__(self, message: Message) -> None:
@@ -351,12 +356,13 @@ class HeldSend:
             self._held.append(message)
             return
         if kind == "http.response.body":
-            more = bool(message.get("more_body", False))
             self._held.append(message)
-            if more and not message.get("body"):
-                return  # nothing on the wire yet
-            if not more and self._status >= 500:
+            body = message.get("body") or b""
+            self._size += len(body)
+            if self._status >= 500 and self._size <= MAX_HELD:
                 return  # maybe a framework's 500 for an error still coming
+            if not body and message.get("more_body", False):
+                return  # nothing on the wire yet
             await self.flush()
             return
         # Trailers, pathsend, extensions: pass everything on in order.
