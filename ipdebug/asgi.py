@@ -44,6 +44,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
@@ -111,6 +112,7 @@ class IPDebugASGIMiddleware:
         # console's namespace (``app``) and for ``ipdebug doctor``'s walk.
         self.core = _core.IPDebugMiddleware(t.cast("WSGIApplication", app), **options)
         self._switch = self.core.switch
+        self._admit = self.core._admit
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pending = threading.BoundedSemaphore(MAX_PENDING)
@@ -124,14 +126,21 @@ class IPDebugASGIMiddleware:
         return self.core.debugger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The hot path: not HTTP, or no window open and no flag check due.
-        if scope["type"] != "http" or self._switch.closed_until > _core._monotonic():
+        mono = _monotonic()
+        # The hot path: no window open and no flag check due, or not HTTP.
+        if self._switch.closed_until > mono or scope["type"] != "http":
             return await self.app(scope, receive, send)
         window = None
         try:
-            environ = gate_environ(scope)
-            window = self._switch.current()
-            client = None if window is None else self.core._admit(environ, window)
+            peer = scope.get("client")
+            gate = GateEnviron(
+                REMOTE_ADDR=peer[0]
+                if type(peer) is tuple and peer and type(peer[0]) is str
+                else _remote_addr(peer)
+            )
+            gate._headers = scope.get("headers") or ()
+            window = self._switch.current(mono)
+            client = None if window is None else self._admit(gate, window)
         except Exception:
             # Fail closed: a bug in ipdebug serves the request as without it.
             self.core._log_once(
@@ -142,7 +151,7 @@ class IPDebugASGIMiddleware:
             client = None
         if client is None or window is None:
             return await self.app(scope, receive, send)
-        await self._gated(scope, receive, send, environ, window, client)
+        await self._gated(scope, receive, send, gate.loaded(), window, client)
 
     async def _gated(
         self,
@@ -253,6 +262,8 @@ class IPDebugASGIMiddleware:
 
 
 _T = t.TypeVar("_T")
+#: The switch's clock (``IPDebugMiddleware`` gives it ``time.monotonic``).
+_monotonic = time.monotonic
 
 
 def wrap_asgi(app: ASGIApp, **options: t.Any) -> IPDebugASGIMiddleware:
@@ -267,27 +278,69 @@ def wrap_asgi(app: ASGIApp, **options: t.Any) -> IPDebugASGIMiddleware:
     return IPDebugASGIMiddleware(app, **options)
 
 
-def gate_environ(scope: Scope) -> dict[str, t.Any]:
-    """What the gate reads, from an ``http`` scope, as WSGI names it.
+class GateEnviron(dict):  # type: ignore[type-arg]
+    """What the gate reads from an ``http`` scope, as WSGI names it.
 
     ``REMOTE_ADDR`` is ``scope["client"][0]``; a missing client (a unix
-    socket under uvicorn) gives ``None``, which the gate denies. A header
-    sent twice is joined with ``,`` as WSGI servers do, so two ``Host``
-    headers match no trusted host.
+    socket under uvicorn) gives ``None``, which the gate denies. ``Host``,
+    ``X-Forwarded-For`` and ``Forwarded`` are decoded (Latin-1) on the first
+    read of any other key, so a client denied by its address costs no header
+    scan. A header sent twice is joined with ``,`` as WSGI servers do, so
+    two ``Host`` headers match no trusted host. Header names are matched as
+    ASGI servers send them, lower-case; a server that does not lower-case
+    them makes ``Host`` missing, which is denied.
     """
-    peer = scope.get("client")
-    environ: dict[str, t.Any] = {
-        "REMOTE_ADDR": peer[0]
-        if isinstance(peer, (tuple, list)) and peer and isinstance(peer[0], str)
-        else None
-    }
-    for name, value in scope.get("headers") or ():
-        key = _GATE_HEADERS.get(name.lower())
-        if key is not None:
-            text = value.decode("latin-1")
-            seen = environ.get(key)
-            environ[key] = text if seen is None else f"{seen},{text}"
-    return environ
+
+    __slots__ = ("_headers",)
+
+    _headers: t.Any
+
+    def _load(self) -> None:
+        headers, self._headers = self._headers, None
+        get = _GATE_HEADERS.get
+        for name, value in headers:
+            key = get(name)
+            if key is not None:
+                text = value.decode("latin-1")
+                seen = dict.get(self, key)
+                dict.__setitem__(self, key, text if seen is None else f"{seen},{text}")
+
+    def get(self, key: str, default: t.Any = None) -> t.Any:
+        if self._headers is not None and key != "REMOTE_ADDR":
+            self._load()
+        return dict.get(self, key, default)
+
+    def __getitem__(self, key: str) -> t.Any:
+        if self._headers is not None and key != "REMOTE_ADDR":
+            self._load()
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        if self._headers is not None and key != "REMOTE_ADDR":
+            self._load()
+        return dict.__contains__(self, key)
+
+    def loaded(self) -> dict[str, t.Any]:
+        """Everything, as a plain dict."""
+        if self._headers is not None:
+            self._load()
+        return dict(self)
+
+
+def _remote_addr(peer: object) -> str | None:
+    """``scope["client"][0]`` when it is a string, else ``None``."""
+    if type(peer) is tuple and peer and type(peer[0]) is str:
+        return peer[0]
+    if isinstance(peer, (tuple, list)) and peer and isinstance(peer[0], str):
+        return peer[0]
+    return None
+
+
+def gate_environ(scope: Scope) -> dict[str, t.Any]:
+    """What the gate reads from ``scope``, every key read (for tests)."""
+    gate = GateEnviron(REMOTE_ADDR=_remote_addr(scope.get("client")))
+    gate._headers = scope.get("headers") or ()
+    return gate.loaded()
 
 
 def full_environ(scope: Scope, environ: dict[str, t.Any]) -> None:

@@ -116,9 +116,11 @@ def test_gate_headers_are_latin1_and_joined() -> None:
         scope(
             host="a.example",
             headers=[
-                (b"X-Forwarded-For", b"198.51.100.1"),
+                (b"x-forwarded-for", b"198.51.100.1"),
                 (b"x-forwarded-for", b"203.0.113.7"),
                 (b"host", b"evil.example"),
+                # ASGI header names are lower-case; others are not read.
+                (b"Host", b"127.0.0.1"),
                 (b"forwarded", "for=\xe9".encode("latin-1")),
             ],
         )
