@@ -480,3 +480,120 @@ def _differential_middleware(factory: pytest.TempPathFactory) -> IPDebugASGIMidd
         open_window(middleware)
         _DIFFERENTIAL["m"] = middleware
     return middleware
+
+
+# Held responses, in detail
+
+
+def _raw_app(*messages: dict[str, t.Any], fail: bool = True) -> t.Any:
+    async def app(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        for message in messages:
+            await send(message)
+        if fail:
+            raise LookupError("raw app failed")
+
+    return app
+
+
+START = {"type": "http.response.start", "status": 200, "headers": []}
+START_500 = {"type": "http.response.start", "status": 500, "headers": []}
+
+
+@pytest.mark.parametrize(
+    ("messages", "debugger"),
+    [
+        pytest.param([], True, id="nothing-sent"),
+        pytest.param([START], True, id="start-only"),
+        pytest.param(
+            [START, {"type": "http.response.body", "body": b"", "more_body": True}],
+            True,
+            id="start-and-empty-chunk",
+        ),
+        pytest.param(
+            [START, {"type": "http.response.body", "body": b"x", "more_body": True}],
+            False,
+            id="first-bytes-streamed",
+        ),
+        pytest.param(
+            [START_500, {"type": "http.response.body", "body": b"oops"}],
+            True,
+            id="complete-500",
+        ),
+        pytest.param(
+            [
+                START_500,
+                {
+                    "type": "http.response.body",
+                    "body": b"x" * (1 << 20),
+                    "more_body": True,
+                },
+                {"type": "http.response.body", "body": b"y", "more_body": True},
+            ],
+            False,
+            id="500-streaming-past-the-hold-limit",
+        ),
+    ],
+)
+def test_what_can_still_become_a_debugger_page(
+    amake: t.Any, messages: list[dict[str, t.Any]], debugger: bool
+) -> None:
+    middleware = amake(_raw_app(*messages))
+    open_window(middleware)
+    outcome = get(middleware)
+    if debugger:
+        assert outcome.error is None
+        assert "Werkzeug Debugger" in outcome.text
+        assert (
+            len([m for m in outcome.messages if m["type"] == "http.response.start"])
+            == 1
+        )
+    else:
+        assert isinstance(outcome.error, LookupError)
+        assert outcome.messages == messages
+
+
+def test_a_complete_500_without_error_is_sent_when_the_app_returns(
+    amake: t.Any,
+) -> None:
+    messages = [START_500, {"type": "http.response.body", "body": b"oops"}]
+    middleware = amake(_raw_app(*messages, fail=False))
+    open_window(middleware)
+    outcome = get(middleware)
+    assert outcome.error is None and outcome.messages == messages
+
+
+def test_standalone_console(amake: t.Any) -> None:
+    middleware = amake(build_fastapi(), console_path="/console")
+    opened = open_window(middleware)
+    page = get(middleware, "/console")
+    assert page.status == 200 and "Console" in page.text
+    secret, _ = page_secret(get(middleware, "/fail"))
+    assert secret
+    cookie = unlock(middleware, secret, opened)
+    console_secret = re.search(r'SECRET = "([^"]+)"', page.text)
+    assert console_secret
+    out = get(
+        middleware,
+        debugger_query(console_secret.group(1), cmd="app is not None", frm="0"),
+        headers=cookie,
+    )
+    assert console(out) == "True"
+
+
+def test_quart_init_app_keeps_the_quart_object(flag: str, clean_env: None) -> None:
+    from quart import Quart
+
+    import ipdebug.quart
+
+    quart_app = Quart("init_app_test")
+
+    @quart_app.get("/fail")
+    async def fail() -> str:
+        raise LookupError("quart")
+
+    middleware = ipdebug.quart.init_app(quart_app, flag=flag, allow=[OPERATOR])
+    assert quart_app.asgi_app is middleware
+    open_window(middleware)
+    assert "Werkzeug Debugger" in get(quart_app, "/fail").text
+    denied = get(quart_app, "/fail", client=(OTHER, 1))
+    assert denied.status == 500 and "Werkzeug" not in denied.text
