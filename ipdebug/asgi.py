@@ -72,7 +72,8 @@ if t.TYPE_CHECKING:
 
 #: Threads per process that run debugger work (commands, pages).
 MAX_THREADS = 4
-#: Debugger jobs running or queued at once; more get a 503.
+#: Debugger jobs running or queued at once; beyond that a request is served
+#: as if ipdebug were not there (fail closed), and a warning logged.
 MAX_PENDING = 16
 
 #: Body bytes of a gated-in 5xx response held before it is sent anyway.
@@ -101,6 +102,17 @@ class IPDebugASGIMiddleware:
     :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
         bad setting and value.
     """
+
+    __slots__ = (
+        "__weakref__",
+        "_admit",
+        "_pending",
+        "_pool",
+        "_pool_pid",
+        "_switch",
+        "app",
+        "core",
+    )
 
     def __init__(self, app: ASGIApp, **options: t.Any) -> None:
         if not callable(app):

@@ -82,3 +82,29 @@ def test_framework_500_replaced_only_for_gated_in(
         )
         expected = str(owner) if local == "worker_pid" else "'quart-local-44'"
         assert answer == expected
+
+
+def test_django_asgi_handler_wrapped_by_the_gunicorn_hook(tmp_path: Path) -> None:
+    """An unchanged Django ``asgi.py`` (here Django's own factory) under
+    gunicorn's uvicorn workers: the hook wraps it with Django's settings.
+    """
+    from .test_asgi_servers import gunicorn_uvicorn
+
+    opened = open_window_first(tmp_path, "127.0.0.1")
+    with gunicorn_uvicorn(
+        tmp_path,
+        "django.core.asgi:get_asgi_application()",
+        env={"DJANGO_SETTINGS_MODULE": "examples.djangoproject.settings"},
+    ) as server:
+        denied = server.get("/fail", source="127.0.0.2")
+        assert denied.status == 500 and denied.body == SORRY
+        page = server.get("/fail")
+        secret, _, owner = debugger_page(page)
+        frame = frame_of(page.text, "views.py")
+        cookie = unlock(server, secret, opened.pin)
+        answer = console_output(
+            server.get(
+                debugger_path(secret, cmd="worker_pid", frm=frame), headers=cookie
+            )
+        )
+        assert answer == str(owner)

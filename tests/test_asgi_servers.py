@@ -72,7 +72,12 @@ def uvicorn(
 
 @contextlib.contextmanager
 def gunicorn_uvicorn(
-    tmp_path: Path, app: str, *, name: str = "gunicorn", ipdebug: bool = True
+    tmp_path: Path,
+    app: str,
+    *,
+    name: str = "gunicorn",
+    ipdebug: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Served]:
     """gunicorn with 4 uvicorn workers, wrapped by ``-c python:ipdebug.gunicorn``."""
     port = free_port()
@@ -94,7 +99,7 @@ def gunicorn_uvicorn(
     if ipdebug:
         command += ["-c", "python:ipdebug.gunicorn"]
     process = spawn(
-        [*command, app], environ=server_environ(tmp_path, name, flag, None), log=log
+        [*command, app], environ=server_environ(tmp_path, name, flag, env), log=log
     )
     try:
         wait_for_port(port, process=process, timeout=60)
