@@ -263,19 +263,23 @@ def section(
     checks = [
         (
             "ASGI flag off ≤ 1.10 × a do-nothing ASGI middleware",
-            f"{off:.2f} ×",
+            f"{off:.3f} ×",
             off <= 1.10,
         ),
         (
             "ASGI window open, denied ≤ 2 × that middleware",
-            f"{denied:.2f} ×",
+            f"{denied:.3f} ×",
             denied <= 2,
         ),
     ]
     if tput is not None:
         ratios = tput.ratios
         median = statistics.median(ratios)
-        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        quartiles = (
+            statistics.quantiles(ratios, n=4, method="inclusive")
+            if len(ratios) > 1
+            else ratios * 3
+        )
         total = sum(tput.ipdebug) / sum(tput.bare)
         lines += [
             "",

@@ -230,16 +230,7 @@ class IPDebugASGIMiddleware:
                 raise error
             await held.flush()  # the framework's own 500
             return
-        headers = [
-            (b"content-type", b"text/html; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-            (
-                INSTANCE_HEADER.lower().encode(),
-                self.debugger.instance.encode("latin-1"),
-            ),
-            (b"set-cookie", self.debugger.route_cookie(environ).encode("latin-1")),
-        ]
+        headers = _page_headers(self.debugger, body, environ)
         await send({"type": "http.response.start", "status": 500, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -442,8 +433,9 @@ class HeldSend:
             await self._send(message)
 
 
-# The coupling to the debugger: every call into it is below, in one place,
-# so that it can follow the debugger's (or its engine's) interface.
+# The coupling to the debugger: every call into it is below, in one place
+# (``_route``, ``_answer``, ``_page``, ``_page_headers``), so that it can
+# follow the debugger's (or its engine's) interface.
 
 
 def _route(debugger: Debugger, environ: dict[str, t.Any]) -> str | None:
@@ -493,6 +485,19 @@ def _page(
     if window.attach == "pdb":
         debugger.offer_pdb(error, client)
     return debugger.render(error, skip, [], environ, window, client)
+
+
+def _page_headers(
+    debugger: Debugger, body: bytes, environ: dict[str, t.Any]
+) -> list[tuple[bytes, bytes]]:
+    """The debugger page's headers, as the WSGI side sends them."""
+    return [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        (INSTANCE_HEADER.lower().encode(), debugger.instance.encode("latin-1")),
+        (b"set-cookie", debugger.route_cookie(environ).encode("latin-1")),
+    ]
 
 
 async def _send_response(
