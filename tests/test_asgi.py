@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 import ipdebug
 from ipdebug import IPDebugMiddleware
-from ipdebug.asgi import IPDebugASGIMiddleware, gate_environ
+from ipdebug.asgi import IPDebugASGIMiddleware
+from ipdebug.asgiscope import gate_environ
 from ipdebug.errors import ConfigError
 
 from .apps.asgi_apps import build_fastapi, build_starlette
