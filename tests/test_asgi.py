@@ -598,3 +598,32 @@ def test_quart_init_app_keeps_the_quart_object(flag: str, clean_env: None) -> No
     assert "Werkzeug Debugger" in get(quart_app, "/fail").text
     denied = get(quart_app, "/fail", client=(OTHER, 1))
     assert denied.status == 500 and "Werkzeug" not in denied.text
+
+
+def test_attach_pdb_post_mortem_in_the_async_view(amake: t.Any, records: t.Any) -> None:
+    import socket
+
+    from .test_attach import read_until, wait_for_session
+
+    middleware = amake(build_fastapi(), attach_wait=10)
+    open_window(middleware, attach="pdb")
+    result: dict[str, Outcome] = {}
+    thread = threading.Thread(
+        target=lambda: result.update(page=get(middleware, "/fail"))
+    )
+    thread.start()
+    try:
+        path = wait_for_session(middleware.debugger.attach_dir)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            read_until(sock, b"(Pdb) ")
+            # The traceback's last frame is the async view's.
+            sock.sendall(b"p marker\n")
+            assert b"'async-local-42'" in read_until(sock, b"(Pdb) ")
+            sock.sendall(b"c\n")
+            read_until(sock, b"never")
+    finally:
+        thread.join(20)
+    assert "Werkzeug Debugger" in result["page"].text
+    assert "attach.connected" in records.events()
