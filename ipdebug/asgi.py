@@ -166,6 +166,12 @@ class IPDebugASGIMiddleware:
         window: Window,
         client: str,
     ) -> None:
+        if window.attach == "debugpy":
+            self.core._log_once(
+                logging.WARNING,
+                "ipdebug does not start debugpy for ASGI apps (the window asks "
+                "for --attach debugpy); use --attach pdb or the browser console",
+            )
         try:
             full_environ(scope, environ)
             route = _route(self.debugger, environ)

@@ -627,3 +627,14 @@ def test_attach_pdb_post_mortem_in_the_async_view(amake: t.Any, records: t.Any) 
         thread.join(20)
     assert "Werkzeug Debugger" in result["page"].text
     assert "attach.connected" in records.events()
+
+
+def test_attach_debugpy_is_refused_with_a_warning(amake: t.Any, records: t.Any) -> None:
+    middleware = amake(build_fastapi())
+    open_window(middleware, attach="debugpy")
+    assert "Werkzeug Debugger" in get(middleware, "/fail").text
+    assert "does not start debugpy for ASGI" in records.text()
+    assert (
+        "debugpy" not in __import__("sys").modules
+        or not middleware.debugger.debugpy.started
+    )
