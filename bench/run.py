@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import inprocess, render, server
+from . import asgi, inprocess, render, server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         enables, disables = server.switch_latency(repeats=1 if args.quick else 5)
         sections.append(_server_section(tput, memory, enables, disables))
         checks += _server_checks(tput, memory, enables, disables)
+    print("ASGI ...", file=sys.stderr, flush=True)
+    asgi_section, asgi_checks = asgi.run(quick=args.quick, server=not args.no_server)
+    sections.append(asgi_section)
+    checks += asgi_checks
     elapsed = time.monotonic() - started
     report = _report(sections, checks, elapsed, quick=args.quick)
     print(report)

@@ -162,20 +162,7 @@ class Debugger:
         window: Window,
         client: str,
     ) -> t.Iterable[bytes]:
-        try:
-            cross = is_cross_site(environ)
-        except Exception:  # fail closed: not gated in
-            logger.exception("ipdebug could not tell where a request came from")
-            cross = True
-        if cross:
-            # Another site's page in the operator's browser: not gated in (no
-            # page, resource, command or external debugger for it).
-            self._log_once(
-                logging.WARNING,
-                "ipdebug passed a cross-site request to the app as if it were "
-                "not gated in: a page of another site made an allowed browser "
-                "send it (Sec-Fetch-Site, Origin or Referer)",
-            )
+        if self.cross_site(environ):
             return self.app(environ, start_response)
         try:
             if window.attach == "debugpy":
@@ -201,6 +188,26 @@ class Debugger:
             logger.exception("ipdebug failed to serve a debugger request")
             return self.app(environ, start_response)
         return response(environ, start_response)
+
+    def cross_site(self, environ: WSGIEnvironment) -> bool:
+        """Whether another site's page in the operator's browser sent this
+        request (:mod:`ipdebug.crosssite`): then it is not gated in (no
+        page, resource, command or external debugger for it). In doubt, it
+        is.
+        """
+        try:
+            cross = is_cross_site(environ)
+        except Exception:
+            logger.exception("ipdebug could not tell where a request came from")
+            return True
+        if cross:
+            self._log_once(
+                logging.WARNING,
+                "ipdebug passed a cross-site request to the app as if it were "
+                "not gated in: a page of another site made an allowed browser "
+                "send it (Sec-Fetch-Site, Origin or Referer)",
+            )
+        return cross
 
     def _for_debugger(self, environ: WSGIEnvironment) -> bool:
         """Whether the request may be for the debugger, without parsing it:

@@ -64,6 +64,8 @@ from .stash import stash_exception
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
+    from .asgi import IPDebugASGIMiddleware
+
 #: The options of ``IPDebugMiddleware`` that Django settings may give, each
 #: as ``IPDEBUG_<NAME>``: every one that has an environment variable.
 SETTINGS = tuple(
@@ -87,6 +89,26 @@ def get_wsgi_application(**options: t.Any) -> IPDebugMiddleware:
     from django.core.wsgi import get_wsgi_application as django_application
 
     return wrap(django_application(), **options)
+
+
+def get_asgi_application(**options: t.Any) -> IPDebugASGIMiddleware:
+    """Django's ``get_asgi_application()``, wrapped in
+    :class:`~ipdebug.asgi.IPDebugASGIMiddleware`, for ``asgi.py``; settings
+    as for :func:`get_wsgi_application`.
+    """
+    from django.core.asgi import get_asgi_application as django_application
+
+    return wrap_asgi(django_application(), **options)
+
+
+def wrap_asgi(application: t.Any, **options: t.Any) -> IPDebugASGIMiddleware:
+    """Wrap a Django ASGI application (``ASGIHandler``) already set up."""
+    from .asgi import IPDebugASGIMiddleware
+
+    connect_signal()
+    environ = options.get("environ")
+    from_settings = settings_options(os.environ if environ is None else environ)
+    return IPDebugASGIMiddleware(application, **{**from_settings, **options})
 
 
 def wrap(application: WSGIApplication, **options: t.Any) -> IPDebugMiddleware:
@@ -167,6 +189,9 @@ def _stash(sender: object, request: object = None, **kwargs: object) -> None:
     # the one being handled. A WSGIRequest's ``environ`` is the WSGI environ
     # itself (``request.META`` is the same dict), which the middleware reads.
     environ = getattr(request, "environ", None)
+    if environ is None:
+        # An ASGIRequest: its scope, marked by the ASGI middleware.
+        environ = getattr(request, "scope", None)
     exc = sys.exc_info()[1]
     if isinstance(environ, dict) and exc is not None:
         stash_exception(environ, exc)

@@ -18,8 +18,9 @@ one line at its end (it keeps hooks you defined and runs them first):
 Each worker's application is wrapped in
 :class:`~ipdebug.IPDebugMiddleware` after gunicorn has loaded it
 (``post_worker_init``), so the app module needs no change; this works with
-and without ``--preload``, with the sync and gthread workers, and with
-``--reload``. Everything per worker (the debugger secret, the relay socket)
+and without ``--preload``, with the sync and gthread workers, with
+``--reload``, and with uvicorn's workers (``-k uvicorn_worker.UvicornWorker``),
+whose ASGI app gets :class:`~ipdebug.asgi.IPDebugASGIMiddleware`. Everything per worker (the debugger secret, the relay socket)
 is created in the worker, after the fork. Console requests reach the worker
 that rendered the page through the relay (see :mod:`ipdebug.relay`); PIN
 failures are counted across workers through the flag's directory.
@@ -56,6 +57,12 @@ def wrap_worker(worker: t.Any, **options: t.Any) -> None:
         logger.info(
             "ipdebug: the application already uses IPDebugMiddleware; not wrapping it again"
         )
+    elif _is_asgi(worker):
+        # An ASGI worker (uvicorn's): the same core behind the ASGI adapter.
+        from .asgi import wrap_asgi
+
+        worker.wsgi = wrap_asgi(worker.wsgi, **options)
+        existing = [worker.wsgi.core]
     elif type(worker.wsgi).__module__.startswith("django."):
         # A Django WSGIHandler: read IPDEBUG_* from its settings too, and
         # take over its view exceptions.
@@ -68,6 +75,13 @@ def wrap_worker(worker: t.Any, **options: t.Any) -> None:
         existing = [worker.wsgi]
     for middleware in existing:
         middleware.recycle = _recycler(worker)
+
+
+def _is_asgi(worker: t.Any) -> bool:
+    """Whether the worker serves an ASGI app: uvicorn's workers
+    (``uvicorn_worker.UvicornWorker``, ``uvicorn.workers.UvicornWorker``).
+    """
+    return type(worker).__module__.split(".")[0] in ("uvicorn", "uvicorn_worker")
 
 
 def _recycler(worker: t.Any) -> t.Callable[[], None]:

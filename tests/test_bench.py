@@ -36,6 +36,8 @@ def test_benchmark_quick_mode_writes_every_table(tmp_path: Path) -> None:
         "### Throughput",
         "### Worker memory",
         "### From `ipdebug enable`/`disable` to every worker",
+        "## ASGI",
+        "### uvicorn throughput",
         "## Findings",
     ]:
         assert heading in report, heading

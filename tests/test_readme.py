@@ -41,6 +41,11 @@ COMMANDS = {
     "uwsgi": "IPDEBUG_ALLOW=203.0.113.0/24 IPDEBUG_TRUSTED_HOSTS=app.example.com \\\n    uwsgi ",
     "redis": "export IPDEBUG_FLAG='redis://",
     "attach": "ipdebug enable --for 15m --allow ssh --attach pdb",
+    # The ASGI section's blocks run in tests/test_asgi_readme.py.
+    "asgi-uvicorn": "IPDEBUG_ALLOW=127.0.0.1 uvicorn --workers 4",
+    "asgi-gunicorn": "IPDEBUG_ALLOW=127.0.0.1 gunicorn -c python:ipdebug.gunicorn -w 4 -k uvicorn_worker",
+    "asgi-enable": "ipdebug enable --for 15m --allow 127.0.0.1",
+    "asgi-one-walk": "IPDEBUG_TRUSTED_PROXIES=127.0.0.1 uvicorn --no-proxy-headers",
 }
 
 HOST = "app.example.com"
@@ -108,6 +113,16 @@ def test_every_command_block_is_run_by_a_test() -> None:
     source = Path(__file__).read_text()
     for name in COMMANDS:
         assert f'block("{name}")' in source.replace("'", '"'), name
+
+
+def test_the_asgi_section_s_blocks_are_those_test_asgi_readme_runs() -> None:
+    from .test_asgi_readme import blocks as asgi_blocks
+
+    run = [b.strip() for b in asgi_blocks("sh")]
+    assert block("asgi-uvicorn").strip() in run
+    assert block("asgi-gunicorn").strip() in run
+    assert block("asgi-enable").strip() in run
+    assert block("asgi-one-walk").strip() in run
 
 
 def test_the_command_line_synopsis_is_the_cli_s() -> None:

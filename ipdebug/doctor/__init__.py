@@ -70,6 +70,7 @@ from .network import (
 )
 from .processes import check_processes, classify, scan_processes
 from .report import report_json, report_text
+from .uvicorn import check_uvicorn
 
 __all__ = [
     "CHECKS",
@@ -159,6 +160,7 @@ def run_checks(
     root = proc or PROC
     processes = scan_processes(root) if root else []
     found += check_processes(processes, environ, location, module, app_file)
+    found += check_uvicorn(processes, settings)
     proxies = [p.label for p in processes if p.kind == "proxy"]
     default = flag is None and not environ.get("IPDEBUG_FLAG")
     state: dict[str, tuple[list[dict[str, object]], Window | None]] = {}

@@ -20,8 +20,9 @@ from ..middleware import IPDebugMiddleware
 from .findings import Finding, finding
 
 #: Attributes through which WSGI wrappers hold the app they wrap (Flask's
-#: ``wsgi_app``, Werkzeug's middlewares, whitenoise, ``functools.wraps``).
-WRAPPED_ATTRIBUTES = ("app", "wsgi_app", "application", "_app", "__wrapped__")
+#: ``wsgi_app``, Werkzeug's middlewares, whitenoise, ``functools.wraps``;
+#: ``core``: the IPDebugMiddleware inside ipdebug's ASGI adapter).
+WRAPPED_ATTRIBUTES = ("app", "wsgi_app", "application", "_app", "__wrapped__", "core")
 
 _MAX_NODES = 64
 

@@ -32,7 +32,15 @@ _PROXIES = frozenset(
         "varnishd",
     )
 )
-_SERVERS = ("gunicorn", "uwsgi", "waitress", "mod_wsgi")
+_SERVERS = (
+    "gunicorn",
+    "uwsgi",
+    "waitress",
+    "mod_wsgi",
+    "uvicorn",
+    "hypercorn",
+    "daphne",
+)
 
 
 @dataclass(frozen=True)

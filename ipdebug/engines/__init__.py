@@ -39,6 +39,11 @@ Frame = t.Any
 logger = logging.getLogger("ipdebug")
 
 
+#: The longest body of a debugger request that ipdebug reads (the native
+#: engine's PIN and console input), in bytes.
+MAX_BODY = 64 * 1024
+
+
 @dataclass(frozen=True)
 class Command:
     """A debugger request, as read from an engine's wire protocol.

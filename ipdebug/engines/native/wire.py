@@ -29,14 +29,13 @@ from urllib.parse import parse_qs
 
 from ...banner import CLOSE_PARAM, CLOSE_VALUE
 from ...relay import BODY_KEY
-from .. import Command
+from .. import MAX_BODY, Command
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from werkzeug.wrappers import Request
 
 #: Largest POST body read (console input is typed by a person).
-MAX_BODY = 64 * 1024
 SECRET_HEADER = "X-IPDebug-Secret"  # noqa: S105 (a header name)
 _POSTED = ("pinauth", "eval")
 

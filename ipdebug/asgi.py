@@ -1,0 +1,404 @@
+"""The ASGI middleware: the same debugger, gate and guarantees for ASGI apps.
+
+.. code-block:: python
+
+    from fastapi import FastAPI
+    from ipdebug.asgi import IPDebugASGIMiddleware
+
+    api = FastAPI()
+    app = IPDebugASGIMiddleware(api, allow=["203.0.113.7"])
+
+One gate, two adapters: this module turns an ASGI ``http`` scope into the
+few WSGI environ keys the gate reads (``REMOTE_ADDR`` from
+``scope["client"]``, ``Host`` and the forwarding headers from
+``scope["headers"]``, Latin-1) and hands them to the *same*
+:class:`~ipdebug.IPDebugMiddleware` core (settings, flag store, switch,
+gate, PIN, lockout, audit, relay, debugger) that the WSGI side uses. It
+decides nothing about security itself.
+
+- ``websocket`` and ``lifespan`` scopes, denied clients and requests while
+  no window is open reach the app with the original ``scope``, ``receive``
+  and ``send``: the same messages, exceptions propagated unchanged.
+- For a gated-in request the response start is held until its first body
+  bytes, and a 5xx response (up to :data:`~ipdebug.asgiscope.MAX_HELD` bytes) until the app
+  returns, so that the 500 page Starlette's ``ServerErrorMiddleware`` (or an
+  exception handler for ``Exception``/500) sends before re-raising, or the
+  500 of Quart or Django (whose ``got_request_exception`` signals hand the
+  exception over), is replaced by the debugger page. An error after body
+  bytes were sent is re-raised: the server aborts the connection.
+- Debugger requests (resources, PIN, console commands) and page rendering
+  run in a small pool of worker threads (asyncio's executor; an asyncio
+  event loop is required), so a slow console command does not stall the
+  event loop; at most :data:`MAX_PENDING` wait at once.
+
+**Security:** the debugger runs arbitrary Python in the server process.
+Under uvicorn, configure exactly one trusted walk of ``X-Forwarded-For``:
+see the README section on ASGI (``--no-proxy-headers`` with
+``trusted_proxies``, never ``--forwarded-allow-ips '*'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import logging
+import os
+import sys
+import threading
+import time
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+
+from werkzeug.wrappers import Request, Response
+
+from . import middleware as _core
+from .asgiscope import GateEnviron, HeldSend, full_environ, remote_addr
+from .audit import logger
+from .debugger import INSTANCE_HEADER
+from .engines import MAX_BODY
+from .stash import EXCEPTION_KEY, GATED_KEY
+
+if t.TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    from _typeshed.wsgi import WSGIApplication
+
+    from .debugger import Debugger
+    from .flag import Window
+
+    Scope = MutableMapping[str, t.Any]
+    Message = MutableMapping[str, t.Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    # Any: frameworks type their scopes as TypedDicts of their own.
+    ASGIApp = Callable[[t.Any, t.Any, t.Any], Awaitable[None]]
+
+#: Threads per process that run debugger work (commands, pages).
+MAX_THREADS = 4
+#: Debugger jobs running or queued at once; beyond that a request is served
+#: as if ipdebug were not there (fail closed), and a warning logged.
+MAX_PENDING = 16
+
+
+class IPDebugASGIMiddleware:
+    """Serve the debugger to allowed clients of an ASGI 3 app while a window
+    is open.
+
+    Takes exactly the keyword arguments (and reads the same ``IPDEBUG_*``
+    environment variables) as :class:`~ipdebug.IPDebugMiddleware`, and
+    builds one as its core: the gate, PIN, lockout, audit trail and relay
+    are that core's.
+
+    :param app: the ASGI 3 application (FastAPI, Starlette, Quart, Django's
+        ``ASGIHandler``, ...).
+    :param options: keyword arguments of :class:`~ipdebug.IPDebugMiddleware`.
+    :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
+        bad setting and value.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_admit",
+        "_pending",
+        "_pool",
+        "_pool_pid",
+        "_switch",
+        "app",
+        "core",
+    )
+
+    def __init__(self, app: ASGIApp, **options: t.Any) -> None:
+        if not callable(app):
+            from .errors import ConfigError
+
+            raise ConfigError("app", app, "is not an ASGI application (not callable)")
+        self.app = app
+        # The core never calls ``app``: it is there for the standalone
+        # console's namespace (``app``) and for ``ipdebug doctor``'s walk.
+        self.core = _core.IPDebugMiddleware(t.cast("WSGIApplication", app), **options)
+        self._switch = self.core.switch
+        self._admit = self.core._admit
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pending = threading.BoundedSemaphore(MAX_PENDING)
+        if "quart" in sys.modules:
+            from .quart import connect_signal
+
+            connect_signal()
+
+    @property
+    def debugger(self) -> Debugger:
+        return self.core.debugger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        mono = _monotonic()
+        # The hot path: no window open and no flag check due, or not HTTP.
+        if self._switch.closed_until > mono or scope.get("type") != "http":
+            return await self.app(scope, receive, send)
+        window = None
+        try:
+            peer = scope.get("client")
+            gate = GateEnviron(
+                REMOTE_ADDR=peer[0]
+                if type(peer) is tuple and peer and type(peer[0]) is str
+                else remote_addr(peer)
+            )
+            gate._headers = scope.get("headers") or ()
+            window = self._switch.current(mono)
+            client = None if window is None else self._admit(gate, window)
+        except Exception:
+            # Fail closed: a bug in ipdebug serves the request as without it.
+            self.core._log_once(
+                logging.ERROR,
+                "ipdebug denied a request after an internal error",
+                exc_info=True,
+            )
+            client = None
+        if client is None or window is None:
+            return await self.app(scope, receive, send)
+        await self._gated(scope, receive, send, gate.loaded(), window, client)
+
+    async def _gated(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        environ: dict[str, t.Any],
+        window: Window,
+        client: str,
+    ) -> None:
+        if window.attach == "debugpy":
+            self.core._log_once(
+                logging.WARNING,
+                "ipdebug does not start debugpy for ASGI apps (the window asks "
+                "for --attach debugpy); use --attach pdb or the browser console",
+            )
+        try:
+            full_environ(scope, environ)
+            cross = self.debugger.cross_site(environ)
+            route = None if cross else _route(self.debugger, environ)
+        except Exception:
+            logger.exception("ipdebug failed to serve a debugger request")
+            cross, route = False, None
+        if cross:
+            # Another site's page sent it: not gated in, as on the WSGI side.
+            await self.app(scope, receive, send)
+            return
+        if route is None:
+            await self._run_app(scope, receive, send, environ, window, client)
+            return
+        if environ["REQUEST_METHOD"] == "POST":
+            # The native engine's PIN and console input come in the body.
+            environ["wsgi.input"] = io.BytesIO(await _read_body(receive))
+        response = await self._in_thread(
+            _answer, self.debugger, route, environ, window, client
+        )
+        if response is None:
+            # Fail closed, as the WSGI side: the app answers.
+            await self.app(scope, receive, send)
+            return
+        await _send_response(send, response, environ)
+
+    async def _run_app(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        environ: dict[str, t.Any],
+        window: Window,
+        client: str,
+    ) -> None:
+        scope = {**scope, GATED_KEY: True}
+        held = HeldSend(send)
+        error: BaseException | None
+        skip = 0
+        try:
+            await self.app(scope, receive, held)
+        except Exception as exc:
+            error, skip = exc, 1  # skip this frame in the traceback
+        else:
+            # Quart and Django hand over the exceptions they turned into a 500.
+            error = scope.pop(EXCEPTION_KEY, None)
+            if error is None or held.sent:
+                await held.flush()
+                return
+        if held.sent:
+            # Body bytes are on the wire: let the server abort the connection
+            # rather than end a truncated body cleanly.
+            self.core.audit(
+                "debugger.stream_error", client, path=environ.get("PATH_INFO", "")
+            )
+            raise error
+        page = await self._in_thread(
+            _page, self.debugger, error, skip, environ, window, client
+        )
+        if page is None:
+            # The window closed meanwhile, or ipdebug failed: as without it.
+            if skip:
+                raise error
+            await held.flush()  # the framework's own 500
+            return
+        body, as_json = page
+        headers = _page_headers(self.debugger, body, environ, as_json=as_json)
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _in_thread(self, func: Callable[..., _T], *args: t.Any) -> _T | None:
+        """Run ``func`` in this process's debugger threads; ``None`` when
+        too many jobs wait already, or when it failed (logged).
+        """
+        if not self._pending.acquire(blocking=False):
+            logger.warning("ipdebug: too many debugger requests at once; one refused")
+            return None
+        try:
+            if self._pool is None or self._pool_pid != os.getpid():
+                # Created lazily, in the process that serves (after a fork).
+                self._pool = ThreadPoolExecutor(MAX_THREADS, "ipdebug")
+                self._pool_pid = os.getpid()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self._pool, functools.partial(func, *args)
+            )
+        except Exception:
+            logger.exception("ipdebug failed to serve a debugger request")
+            return None
+        finally:
+            self._pending.release()
+
+    def close(self) -> None:
+        """Stop relaying, drop every traceback, stop the threads."""
+        self.core.close()
+        if self._pool is not None and self._pool_pid == os.getpid():
+            self._pool.shutdown(wait=False)
+        self._pool = None
+
+
+_T = t.TypeVar("_T")
+#: The switch's clock (``IPDebugMiddleware`` gives it ``time.monotonic``).
+_monotonic = time.monotonic
+
+
+def wrap_asgi(app: ASGIApp, **options: t.Any) -> IPDebugASGIMiddleware:
+    """Wrap an ASGI app loaded by a server (gunicorn's uvicorn workers): a
+    Django ``ASGIHandler`` as :func:`ipdebug.django.get_asgi_application`
+    does, anything else as is.
+    """
+    if type(app).__module__.startswith("django."):
+        from .django import wrap_asgi as wrap_django
+
+        return wrap_django(app, **options)
+    return IPDebugASGIMiddleware(app, **options)
+
+
+# The coupling to the debugger: every call into it is below, in one place
+# (``_route``, ``_answer``, ``_page``, ``_page_headers``), so that it can
+# follow the debugger's (or its engine's) interface.
+
+
+def _route(debugger: Debugger, environ: dict[str, t.Any]) -> str | None:
+    """``"command"``, ``"console"`` or ``None`` (the app's own request), as
+    the WSGI dispatcher (``Debugger.__call__``) routes it.
+    """
+    if not debugger._for_debugger(environ):
+        return None
+    request = Request(environ)
+    try:
+        if request.args.get("__debugger__") == "yes":
+            return "command"
+    except UnicodeDecodeError:
+        return None  # not UTF-8: not from the debugger's JavaScript
+    if debugger.evalex and request.path == debugger.console_path:
+        return "console"
+    return None
+
+
+def _answer(
+    debugger: Debugger,
+    route: str,
+    environ: dict[str, t.Any],
+    window: Window,
+    client: str,
+) -> Response:
+    """A debugger request's response (run in a worker thread)."""
+    request = Request(environ)
+    if route == "command":
+        response = debugger.command(request, window, client)
+    else:
+        response = debugger.console(request, window, client)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers[INSTANCE_HEADER] = debugger.instance
+    return response
+
+
+def _page(
+    debugger: Debugger,
+    error: BaseException,
+    skip: int,
+    environ: dict[str, t.Any],
+    window: Window,
+    client: str,
+) -> tuple[bytes, bool] | None:
+    """The debugger page (or JSON) for ``error``, and whether it is JSON;
+    ``None`` when the window closed meanwhile (run in a worker thread).
+    """
+    if window.attach == "pdb" and debugger.still_current(window, fresh=True):
+        debugger.offer_pdb(error, client, window)
+    if not debugger.still_current(window):
+        return None
+    as_json = debugger.wants_json(environ)
+    page = debugger.render(error, skip, [], environ, window, client, as_json=as_json)
+    return page, as_json
+
+
+def _page_headers(
+    debugger: Debugger, body: bytes, environ: dict[str, t.Any], *, as_json: bool
+) -> list[tuple[bytes, bytes]]:
+    """The debugger page's headers, as the WSGI side sends them."""
+    return [
+        (
+            b"content-type",
+            b"application/json" if as_json else b"text/html; charset=utf-8",
+        ),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        (INSTANCE_HEADER.lower().encode(), debugger.instance.encode("latin-1")),
+        (b"set-cookie", debugger.route_cookie(environ).encode("latin-1")),
+    ]
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """A debugger request's body, at most one byte over the engine's cap
+    (the engine refuses what is longer than its ``Content-Length`` cap).
+    """
+    body = bytearray()
+    while len(body) <= MAX_BODY:
+        message = await receive()
+        if message.get("type") != "http.request":
+            break
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    return bytes(body[: MAX_BODY + 1])
+
+
+async def _send_response(
+    send: Send, response: Response, environ: dict[str, t.Any]
+) -> None:
+    app_iter, status, headers = response.get_wsgi_response(environ)
+    try:
+        body = b"".join(app_iter)
+    finally:
+        close = getattr(app_iter, "close", None)
+        if close is not None:
+            close()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": int(status.split(" ", 1)[0]),
+            "headers": [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,285 @@
+"""ipdebug's ASGI adapter under real servers: ``uvicorn --workers 4`` and
+gunicorn with 4 uvicorn workers (``-c python:ipdebug.gunicorn``), FastAPI
+and Starlette apps with ``async def`` and ``def`` views.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import ipdebug
+
+from .appservers import (
+    Served,
+    console_output,
+    debugger_page,
+    debugger_path,
+    flag_path,
+    is_debugger,
+    open_window_first,
+    unlock,
+)
+from .servers import free_port, server_environ, spawn, stop, wait_for_port, wait_until
+
+pytestmark = pytest.mark.server
+
+APPS = "tests.apps.asgi_apps"
+
+
+@contextlib.contextmanager
+def uvicorn(
+    tmp_path: Path,
+    app: str,
+    *args: str,
+    workers: int = 4,
+    name: str = "uvicorn",
+    env: dict[str, str] | None = None,
+) -> Iterator[Served]:
+    """``uvicorn --workers N`` on a free loopback port, always stopped."""
+    port = free_port()
+    flag = flag_path(tmp_path)
+    log = tmp_path / f"{name}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--timeout-graceful-shutdown",
+        "3",
+        *args,
+        app,
+    ]
+    process = spawn(command, environ=server_environ(tmp_path, name, flag, env), log=log)
+    try:
+        wait_for_port(port, process=process, timeout=60)
+        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def gunicorn_uvicorn(
+    tmp_path: Path,
+    app: str,
+    *,
+    name: str = "gunicorn",
+    ipdebug: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[Served]:
+    """gunicorn with 4 uvicorn workers, wrapped by ``-c python:ipdebug.gunicorn``."""
+    port = free_port()
+    flag = flag_path(tmp_path)
+    log = tmp_path / f"{name}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        "4",
+        "-k",
+        "uvicorn_worker.UvicornWorker",
+        "--graceful-timeout",
+        "3",
+    ]
+    if ipdebug:
+        command += ["-c", "python:ipdebug.gunicorn"]
+    process = spawn(
+        [*command, app], environ=server_environ(tmp_path, name, flag, env), log=log
+    )
+    try:
+        wait_for_port(port, process=process, timeout=60)
+        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
+    finally:
+        stop(process)
+
+
+SERVERS = [
+    pytest.param("uvicorn", f"{APPS}:fastapi_app", "/fail", id="uvicorn-fastapi-async"),
+    pytest.param(
+        "uvicorn", f"{APPS}:starlette_app", "/fail-sync", id="uvicorn-starlette-sync"
+    ),
+    pytest.param(
+        "gunicorn", f"{APPS}:fastapi_bare", "/fail-sync", id="gunicorn-fastapi-sync"
+    ),
+    pytest.param(
+        "gunicorn", f"{APPS}:starlette_bare", "/fail", id="gunicorn-starlette-async"
+    ),
+]
+
+
+def start(
+    kind: str, tmp_path: Path, app: str
+) -> contextlib.AbstractContextManager[Served]:
+    if kind == "uvicorn":
+        return uvicorn(tmp_path, app)
+    return gunicorn_uvicorn(tmp_path, app)
+
+
+def view_frame(page: str) -> str:
+    import re
+
+    for match in re.finditer(
+        r'<div class="frame" id="frame-(\d+)">(.*?)</div>', page, re.S
+    ):
+        if "asgi_apps.py" in match.group(2):
+            return match.group(1)
+    raise AssertionError("no frame of the view on the page")
+
+
+@pytest.mark.parametrize(("kind", "app", "path"), SERVERS)
+def test_thirty_console_commands_answered_by_the_owner(
+    tmp_path: Path, kind: str, app: str, path: str
+) -> None:
+    opened = open_window_first(tmp_path, "127.0.0.1")
+    with start(kind, tmp_path, app) as server:
+        page = server.get(path)
+        secret, _, owner = debugger_page(page)
+        frame = view_frame(page.text)
+        assert page.header("Cache-Control") == "no-store"
+        cookie = unlock(server, secret, opened.pin)
+        expected = {
+            "marker": repr("async-local-42" if path == "/fail" else "sync-local-43"),
+            "__import__('os').getpid()": str(owner),
+            "6 * 7": "42",
+        }
+
+        def ask(commands: list[str]) -> None:
+            with ThreadPoolExecutor(6) as pool:
+                replies = list(
+                    pool.map(
+                        lambda c: server.get(
+                            debugger_path(secret, cmd=c, frm=frame), headers=cookie
+                        ),
+                        commands,
+                    )
+                )
+            for command, reply in zip(commands, replies, strict=True):
+                assert console_output(reply) == expected[command], (command, reply.text)
+                assert reply.header("Cache-Control") == "no-store"
+
+        ask(list(expected) * 10)
+        asked = 30
+        # Which worker accepts a connection is the kernel's choice: ask more
+        # (each answered by the owner too) until one went through the relay.
+        while not server.audit("debugger.relayed") and asked < 120:
+            ask(list(expected) * 2)
+            asked += 6
+        time.sleep(0.3)
+        ran = server.audit("console.command")
+        assert len(ran) == asked
+        assert {r["pid"] for r in ran} == {owner}
+        relayed = server.audit("debugger.relayed")
+        assert relayed, "no console request reached another worker: proved nothing"
+        assert owner not in {r["pid"] for r in relayed}
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+def test_denied_clients_get_the_bare_apps_bytes(tmp_path: Path, kind: str) -> None:
+    open_window_first(tmp_path, "127.0.0.1")
+    wrapped_app, bare_app = (
+        (f"{APPS}:fastapi_app", f"{APPS}:fastapi_bare")
+        if kind == "uvicorn"
+        else (f"{APPS}:fastapi_bare", f"{APPS}:fastapi_bare")
+    )
+    with (
+        start(kind, tmp_path, wrapped_app) as server,
+        uvicorn(tmp_path, bare_app, workers=1, name="bare") as bare,
+    ):
+        paths = [
+            "/",
+            "/fail",
+            "/fail-sync",
+            "/?__debugger__=yes&cmd=resource&f=debugger.js",
+            "/console",
+            "/x?__debugger__=yes&cmd=1%2B1&frm=1&s=1x2",
+        ]
+        for path in paths * 2:
+            got = server.outcome(path, source="127.0.0.2")
+            want = bare.outcome(path, source="127.0.0.2")
+            assert got == want, path
+        assert is_debugger(server.get("/fail"))
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+def test_disable_and_lockout_reach_every_worker(tmp_path: Path, kind: str) -> None:
+    opened = open_window_first(tmp_path, "127.0.0.1")
+    app = f"{APPS}:fastapi_app" if kind == "uvicorn" else f"{APPS}:fastapi_bare"
+    with start(kind, tmp_path, app) as server:
+        secrets: set[str] = set()
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(8):  # until pages came from two workers or more
+                pages = pool.map(lambda _: server.get("/fail"), range(16))
+                secrets |= {debugger_page(p)[0] for p in pages}
+                if len(secrets) >= 2:
+                    break
+        assert len(secrets) >= 2, "pages from one worker only: proved nothing"
+        # Ten wrong PINs, spread over the workers' secrets, lock every worker.
+        ordered = sorted(secrets)
+        paths = [
+            debugger_path(ordered[i % len(ordered)], cmd="pinauth", pin="000-000-000")
+            for i in range(10)
+        ]
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda p: server.get(p).text, paths))
+        assert answers.count('{"auth": false, "exhausted": true}') >= 1
+        for secret in ordered:
+            reply = server.get(debugger_path(secret, cmd="pinauth", pin=opened.pin))
+            assert reply.text == '{"auth": false, "exhausted": true}'
+        ipdebug.disable(server.flag, environ={})
+        disabled_at = time.monotonic()
+        last_gated = disabled_at
+        with ThreadPoolExecutor(4) as pool:
+            while time.monotonic() - disabled_at < 2.5:
+                for reply in pool.map(lambda _: server.get("/fail"), range(8)):
+                    if is_debugger(reply):
+                        last_gated = time.monotonic()
+                    else:
+                        assert reply.status == 500
+                        assert reply.body == b"Internal Server Error"
+        # Every worker polls the flag at most once a second; generous bound.
+        assert last_gated - disabled_at <= 1.5
+        assert server.audit("window.closed")
+
+
+def test_a_long_command_does_not_block_another_request(tmp_path: Path) -> None:
+    opened = open_window_first(tmp_path, "127.0.0.1")
+    with uvicorn(tmp_path, f"{APPS}:fastapi_app", workers=1) as server:
+        secret, frame, _ = debugger_page(server.get("/fail"))
+        cookie = unlock(server, secret, opened.pin)
+        done = threading.Event()
+
+        def slow() -> None:
+            reply = server.get(
+                debugger_path(secret, cmd="__import__('time').sleep(2)", frm=frame),
+                headers=cookie,
+            )
+            assert reply.status == 200
+            done.set()
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        try:
+            wait_until(lambda: bool(server.audit("console.command")), timeout=10)
+            # The command runs now, in the only worker; another client is
+            # still answered, before the command ends.
+            other = server.get("/", source="127.0.0.2")
+            assert other.body == b"hello from fastapi\n"
+            assert not done.is_set()
+        finally:
+            thread.join(30)
+        assert done.is_set()
