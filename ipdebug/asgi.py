@@ -179,10 +179,11 @@ class IPDebugASGIMiddleware:
             cross = self.debugger.cross_site(environ)
             route = None if cross else _route(self.debugger, environ)
         except Exception:
+            # Fail closed, as the WSGI side: served as without ipdebug.
             logger.exception("ipdebug failed to serve a debugger request")
-            cross, route = False, None
+            cross, route = True, None
         if cross:
-            # Another site's page sent it: not gated in, as on the WSGI side.
+            # Another site's page sent it (or ipdebug failed): not gated in.
             await self.app(scope, receive, send)
             return
         if route is None:
