@@ -51,6 +51,8 @@ class Enabled:
     flag: str
     window_id: str
     attach: str | None = None
+    #: The window also captures other clients' unhandled errors.
+    capture: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Status:
     expired_at: datetime | None = None
     problem: str | None = None
     attach: str | None = None
+    #: The window captures other clients' unhandled errors.
+    capture: bool = False
 
 
 def enable(
@@ -76,6 +80,7 @@ def enable(
     reason: str = "",
     flag: str | os.PathLike[str] | None = None,
     attach: str | None = None,
+    capture: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Enabled:
     """Open a window now, replacing any open one, with a fresh PIN.
@@ -89,6 +94,10 @@ def enable(
         request waits for ``ipdebug attach`` (a post-mortem pdb over a unix
         socket) before the browser page; ``"debugpy"``: gated-in requests
         start debugpy on 127.0.0.1 for an IDE (see the README).
+    :param capture: also capture the unhandled errors of every client that
+        is not gated in, for the gated-in operator to open live at
+        ``errors_path`` (see the README, "Capture: other clients' errors").
+        **The operator then sees other clients' data in those frames.**
     :raises ConfigError: for a bad duration or address.
     :raises FlagWriteError: when the flag cannot be written.
     """
@@ -118,6 +127,7 @@ def enable(
         by=_operator(env),
         pin_hash=PinHash.create(pin),
         attach=attach,
+        capture=capture,
     )
     store = open_store(location)
     store.save(window)
@@ -131,6 +141,7 @@ def enable(
         reason=reason,
         by=window.by,
         attach=attach,
+        capture=capture,
     )
     return Enabled(
         pin=pin,
@@ -140,6 +151,7 @@ def enable(
         flag=store.location,  # a URL's password is redacted here
         window_id=window.id,
         attach=attach,
+        capture=capture,
     )
 
 
@@ -187,6 +199,7 @@ def status(
         "reason": window.reason,
         "by": window.by,
         "attach": window.attach,
+        "capture": window.capture,
     }
     if now >= end:
         return Status(enabled=False, expired_at=until, **common)  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ from .config import (
 from .errors import ConfigError, FlagWriteError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+_CAPTURE_ON = "on (other clients' unhandled errors are kept; see: ipdebug errors)"
 
 
 class _UsageError(Exception):
@@ -82,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=("pdb", "debugpy"),
         help="also an external debugger: pdb (a failing request waits for "
         "'ipdebug attach') or debugpy (for an IDE, on 127.0.0.1)",
+    )
+    p.add_argument(
+        "--capture",
+        action="store_true",
+        help="also capture the unhandled errors of every other client, to open "
+        "live from the allowed address (ipdebug errors lists them)",
     )
     p.add_argument("--flag", help=flag_help)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -136,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 reason=args.reason,
                 flag=args.flag,
                 attach=args.attach,
+                capture=args.capture,
             )
             _print(args.json, _enabled_json(opened), _enabled_text(opened))
             return EXIT_OK
@@ -202,6 +210,7 @@ def _enabled_json(opened: Enabled) -> dict[str, object]:
         "reason": opened.reason,
         "window": opened.window_id[:8],
         "attach": opened.attach,
+        "capture": opened.capture,
     }
 
 
@@ -220,6 +229,11 @@ def _enabled_text(opened: Enabled) -> str:
         "The PIN unlocks the console of this window only; it is stored nowhere.",
         "Running apps see the window within a second. Close it early with: ipdebug disable",
     ]
+    if opened.capture:
+        lines.append(
+            "Capturing: every other client's unhandled errors are kept (live frames) "
+            "for this window; list them with: ipdebug errors"
+        )
     if opened.attach == "pdb":
         lines.append(
             "External debugger: run 'ipdebug attach' in another session, then load the failing page."
@@ -242,6 +256,7 @@ def _status_json(current: Status) -> dict[str, object]:
         "expired_at": _iso(current.expired_at),
         "problem": current.problem,
         "attach": current.attach,
+        "capture": current.capture,
     }
 
 
@@ -256,6 +271,7 @@ def _status_text(current: Status) -> str:
                 f"  for:    {', '.join(current.allow) or 'the app allow setting'}",
                 f"  reason: {current.reason or '-'}",
                 f"  by:     {current.by or '-'}",
+                f"  capture: {_CAPTURE_ON if current.capture else 'off'}",
                 f"  flag:   {current.flag}",
             ]
         )
