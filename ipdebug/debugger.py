@@ -39,7 +39,7 @@ from werkzeug.wrappers import Request, Response
 from . import internals
 from .attach import Debugpy, post_mortem
 from .audit import Auditor, logger
-from .banner import CLOSE_PARAM, CLOSE_VALUE, CLOSED_HTML, banner_html
+from .banner import CLOSE_PARAM, CLOSE_VALUE, CLOSED_HTML, banner_html, capture_html
 from .config import INSTANCE_RE
 from .errors import FlagError
 from .flag import FlagStore, Window
@@ -83,6 +83,11 @@ class Debugger:
     :param attach_wait: how long a request waits for an external debugger.
     :param debugpy: this process's debugpy (``--attach debugpy``).
     """
+
+    #: Set by the middleware for capture (``enable --capture``): how many
+    #: errors this process holds, and the URL path of their list.
+    captured: t.Callable[[], int] | None = None
+    errors_path: str | None = None
 
     def __init__(
         self,
@@ -302,7 +307,19 @@ class Debugger:
             secret=secret,
             deployment_allow=self.deployment_allow,
         )
+        if window.capture and self.captured is not None:
+            banner += capture_html(self.captured(), self.errors_path)
         return internals.with_banner(html, banner)
+
+    def capture_banner(self, window: Window, count: int) -> str:
+        """The banner of the captured errors' list (``count`` of them)."""
+        banner = banner_html(
+            window,
+            until=window.expires(self.max_window),
+            secret=self.sessions.get(window).secret,
+            deployment_allow=self.deployment_allow,
+        )
+        return banner + capture_html(count, None) if window.capture else banner
 
     def route_cookie(self, environ: WSGIEnvironment) -> str:
         """The routing hint for a load balancer in front of a fleet."""
@@ -322,11 +339,18 @@ class Debugger:
         app and request context) that were active when it failed.
         """
         # Audited before it runs: the command may never return.
+        contexts = session.contexts.get(id(frame), ())
+        # A captured error's frames carry its id (ipdebug.capture).
+        capture = getattr(contexts, "capture_id", None)
         self.audit(
-            "console.command", client, source=cmd, frame=internals.describe(frame)
+            "console.command",
+            client,
+            source=cmd,
+            frame=internals.describe(frame),
+            **({"capture": capture} if capture else {}),
         )
         with ExitStack() as stack:
-            for context in session.contexts.get(id(frame), ()):
+            for context in contexts:
                 stack.enter_context(context)
             output = internals.evaluate(frame, cmd)
         return Response(output, mimetype="text/html")
@@ -451,8 +475,15 @@ class Debugger:
         environ: WSGIEnvironment,
         window: Window,
         client: str,
+        *,
+        capture: str | None = None,
     ) -> bytes:
-        """The debugger page for ``error``; keeps its frames for the console."""
+        """The debugger page for ``error``; keeps its frames for the console.
+
+        :param capture: the id of the captured error of another client
+            being shown (see :mod:`ipdebug.capture`), or ``None`` for the
+            gated-in request's own error.
+        """
         tb = internals.Traceback(error, skip=skip)
         session = self.sessions.get(window)
         self.sessions.keep(session, id(tb), tb.frames, contexts)
@@ -471,8 +502,9 @@ class Debugger:
             path=environ.get("PATH_INFO", ""),
             exception=type(error).__name__,
             forwarded="HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ,
+            **({"capture": capture} if capture else {}),
         )
-        if skip:
+        if skip and capture is None:
             # Like Werkzeug (and like the server without ipdebug), put the
             # traceback in the server's error log.
             environ["wsgi.errors"].write(tb.text())

@@ -27,6 +27,7 @@ same status, headers and body, exceptions propagated as without ipdebug.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import sys
@@ -37,14 +38,18 @@ from datetime import datetime, timezone
 
 from werkzeug.wrappers import Request
 
+from .address import resolve_client
 from .attach import Debugpy
 from .audit import Auditor, LogOnce, logger
+from .capture import Capture, Captures, Summary, is_client_error
 from .config import Duration, Settings, load_settings, state_directory
 from .debugger import Debugger
+from .errorpages import CAPTURES_MESSAGE, ErrorPages
 from .errors import ConfigError
 from .flag import FlagStore, Window, open_store
 from .gate import WindowGate, make_window_gate
-from .relay import FORWARDED_KEYS, Answer, Relay
+from .relay import FORWARDED_KEYS, MESSAGE_KEY, Answer, Relay
+from .stash import CAPTURE_KEY, GATED_KEY
 from .switch import Switch
 
 if t.TYPE_CHECKING:
@@ -90,6 +95,12 @@ class IPDebugMiddleware:
     :param attach_wait: how long a gated-in request waits for an external
         debugger when the window asks for one (``ipdebug enable --attach``):
         seconds or ``"30s"`` (``IPDEBUG_ATTACH_WAIT``; default 30 s).
+    :param errors_path: where gated-in clients list and open the errors
+        captured from other clients during a window opened with
+        ``ipdebug enable --capture``; ``None`` turns the pages off (``ipdebug
+        errors`` still lists them). Default ``/__ipdebug__/errors``.
+    :param max_captured: captured errors kept per process, oldest dropped
+        first (``IPDEBUG_MAX_CAPTURED``; default 50).
     :param environ: the environment to read settings from; default
         ``os.environ``.
     :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
@@ -111,6 +122,8 @@ class IPDebugMiddleware:
         relay: bool = True,
         instance: str | None = None,
         attach_wait: Duration | None = None,
+        errors_path: str | None = "/__ipdebug__/errors",
+        max_captured: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if not callable(app):
@@ -123,6 +136,19 @@ class IPDebugMiddleware:
         ):
             raise ConfigError(
                 "console_path", console_path, "must be a path starting with '/'"
+            )
+        if errors_path is not None and (
+            not isinstance(errors_path, str)
+            or not errors_path.startswith("/")
+            or errors_path.endswith("/")
+            or "?" in errors_path
+            or errors_path == console_path
+        ):
+            raise ConfigError(
+                "errors_path",
+                errors_path,
+                "must be None or a path starting with '/', not ending with '/', "
+                "other than console_path",
             )
         if type(max_tracebacks) is not int or not 1 <= max_tracebacks <= 1000:
             raise ConfigError(
@@ -137,6 +163,7 @@ class IPDebugMiddleware:
             max_window=max_window,
             instance=instance,
             attach_wait=attach_wait,
+            max_captured=max_captured,
             environ=environ,
         )
         self.store: FlagStore = open_store(self.settings.flag)
@@ -171,6 +198,24 @@ class IPDebugMiddleware:
             attach_wait=self.settings.attach_wait,
             debugpy=Debugpy(attach_dir, can_recycle=lambda: self.recycle is not None),
         )
+        self.captures = Captures(
+            self.settings.instance, self.settings.max_captured, after=self._captured
+        )
+        self.errors: ErrorPages | None = (
+            ErrorPages(
+                errors_path,
+                captures=self.captures,
+                debugger=self.debugger,
+                relay=self.debugger.relay,
+                store=self.store,
+                audit=self.audit,
+                instance=self.settings.instance,
+            )
+            if errors_path is not None
+            else None
+        )
+        self.debugger.captured = self.captures.__len__
+        self.debugger.errors_path = errors_path
         self.switch = Switch(
             self.store,
             max_window=self.settings.max_window,
@@ -190,6 +235,7 @@ class IPDebugMiddleware:
         # The hot path: no window open and no flag check due.
         if self.switch.closed_until > mono:
             return self.app(environ, start_response)
+        window = None
         try:
             window = self.switch.current(mono)
             client = None if window is None else self._admit(environ, window)
@@ -202,8 +248,73 @@ class IPDebugMiddleware:
             )
             client = None
         if client is None:
-            return self.app(environ, start_response)
+            if window is None or not window.capture:
+                return self.app(environ, start_response)
+            # Not gated in, and the window captures: record an unhandled
+            # error (the integrations hand over Flask's and Django's), then
+            # re-raise the very same exception.
+            environ[CAPTURE_KEY] = self.capture
+            try:
+                return self.app(environ, start_response)
+            except Exception as exc:
+                self.capture(exc, environ, skip=1)
+                raise
+        errors = self.errors
+        if errors is not None and errors.handles(environ.get("PATH_INFO")):
+            return errors(environ, start_response, window, client)  # type: ignore[arg-type]
         return self.debugger(environ, start_response, window, client)  # type: ignore[arg-type]
+
+    def capture(
+        self, error: BaseException, environ: WSGIEnvironment, *, skip: int = 0
+    ) -> Capture | None:
+        """Record the unhandled ``error`` of a request that is not gated in,
+        if the window open now captures. Never raises.
+
+        :param skip: frames of ipdebug at the top of the traceback.
+        """
+        try:
+            if environ.get(GATED_KEY) is True or is_client_error(error):
+                return None
+            window = self.switch.current()
+            if window is None or not window.capture:
+                return None
+            address = resolve_client(environ, self.settings.trusted_proxies)
+            path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+            return self.captures.add(
+                window,
+                error,
+                method=str(environ.get("REQUEST_METHOD", ""))[:16],
+                path=_text(path)[:500],
+                client=str(address)
+                if address is not None
+                else _text(str(environ.get("REMOTE_ADDR")))[:100],
+                skip=skip,
+            )
+        except Exception:
+            # Fail closed: not captured; the request goes on unchanged.
+            self._log_once(
+                logging.ERROR, "ipdebug could not capture an error", exc_info=True
+            )
+            return None
+
+    def _captured(self, capture: Summary) -> None:
+        """After a capture, on a background thread: audit it, and add it to
+        the fleet's list when the store keeps one (Redis).
+        """
+        self.audit(
+            "error.captured",
+            capture.client,
+            id=capture.id,
+            method=capture.method,
+            path=capture.path,
+            exception=capture.type_name,
+        )
+        append = getattr(self.store, "append_capture", None)
+        if append is not None:
+            meta = capture.meta()
+            if self.errors is not None:
+                meta["url"] = self.errors.url_for(meta)
+            append(capture.window_id, meta)
 
     def _admit(self, environ: WSGIEnvironment, window: Window) -> str | None:
         gate = self._gate
@@ -241,6 +352,10 @@ class IPDebugMiddleware:
             "wsgi.run_once": False,
         }
         window = self.switch.current()
+        if forwarded.get(MESSAGE_KEY) == CAPTURES_MESSAGE[MESSAGE_KEY]:
+            # Metadata only, to a process of this user (SO_PEERCRED): another
+            # worker listing for a gated-in client, or `ipdebug errors`.
+            return self.answer_listing(window)
         client = None if window is None else self._admit(environ, window)
         if window is None or client is None:
             return (
@@ -248,20 +363,36 @@ class IPDebugMiddleware:
                 [("Content-Type", "text/plain"), ("Cache-Control", "no-store")],
                 b"ipdebug: not open for this client\n",
             )
+        errors = self.errors
+        if errors is not None and errors.handles(environ.get("PATH_INFO")):
+            response = errors.respond(Request(environ), window, client, relayed=True)
+            app_iter, status, headers = response.get_wsgi_response(environ)
+            return status, list(headers), b"".join(app_iter)
         response = self.debugger.command(Request(environ), window, client, relayed=True)
         response.headers["Cache-Control"] = "no-store"
         app_iter, status, headers = response.get_wsgi_response(environ)
         return status, list(headers), b"".join(app_iter)
+
+    def answer_listing(self, window: Window | None) -> Answer:
+        """This process's captures of ``window`` as JSON (relay answer)."""
+        entries = self.captures.listing(window)
+        if self.errors is not None:
+            for entry in entries:
+                entry["url"] = self.errors.url_for(entry)
+        body = json.dumps({"window": window.id if window else None, "errors": entries})
+        return "200 OK", [("Content-Type", "application/json")], body.encode()
 
     def close(self) -> None:
         """Stop relaying and drop every traceback (for server shutdown)."""
         if self.debugger.relay is not None:
             self.debugger.relay.stop()
         self.debugger.reset(None)
+        self.captures.reset(None)
 
     def _window_changed(self, old: Window | None, new: Window | None, why: str) -> None:
         """Audit the transition and forget everything of the old window."""
         self.debugger.reset(new)
+        self.captures.reset(new)
         self._gate = None
         relay = self.debugger.relay
         if relay is not None:
@@ -306,6 +437,15 @@ class IPDebugMiddleware:
 
 
 _monotonic = time.monotonic
+
+
+def _text(value: str) -> str:
+    """A WSGI string (bytes as latin-1) as the text the client sent."""
+    try:
+        return value.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeError:
+        return value
+
 
 #: Every middleware of this process, so server integrations can find them.
 _INSTANCES: weakref.WeakSet[IPDebugMiddleware] = weakref.WeakSet()

@@ -24,8 +24,10 @@ import contextlib
 import json
 import os
 import socket
+import stat
 import struct
 import threading
+import time
 import typing as t
 import weakref
 
@@ -58,6 +60,14 @@ FORWARDED_KEYS = (
     "HTTP_FORWARDED",
     "wsgi.url_scheme",
 )
+
+#: The key of a relay message that is not a forwarded request; its value
+#: names what is asked. ``"captures"``: the process's captured errors (see
+#: :func:`ask_all`). Forwarded requests never carry it (only
+#: :data:`FORWARDED_KEYS` are forwarded).
+MESSAGE_KEY = "ipdebug.relay"
+#: Longest wait for every process to answer :func:`ask_all`.
+ASK_ALL_TIMEOUT = 2.0
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
 #: ``handler(environ) -> (status, headers, body)``, run by the owner.
@@ -221,10 +231,126 @@ class Relay:
             body = _recv_frame(sock, _MAX_RESPONSE)
         return str(head["status"]), [(str(k), str(v)) for k, v in head["headers"]], body
 
+    def ask_others(
+        self, message: dict[str, str], *, timeout: float = ASK_ALL_TIMEOUT
+    ) -> list[tuple[int, Answer | str]]:
+        """:func:`ask_all` every process of this relay but this one."""
+        return ask_all(self.directory, message, timeout=timeout, exclude=(os.getpid(),))
+
     def _report(self, message: str) -> None:
         if message != self.problem:
             self.problem = message
             logger.warning("%s", message)
+
+
+def ask_all(
+    directory: str,
+    message: dict[str, str],
+    *,
+    timeout: float = ASK_ALL_TIMEOUT,
+    exclude: t.Container[int] = (),
+) -> list[tuple[int, Answer | str]]:
+    """Send ``message`` (a dict with :data:`MESSAGE_KEY`) to every process
+    listening in ``directory``, all at once, and wait at most ``timeout``
+    seconds in all. Returns ``(pid, answer)`` per process, where a process
+    that did not answer in time, or answered wrongly, has a one-line reason
+    instead of an answer. Sockets left by processes that exited are removed.
+    A directory that is missing, or not private to this user, gives ``[]``.
+    """
+    if not _private(directory):
+        return []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    pids = sorted(
+        int(name[:-5])
+        for name in names
+        if name.endswith(".sock") and name[:-5].isdigit() and name[:-5].isascii()
+    )
+    results: dict[int, Answer | str] = {}
+    data = json.dumps(message).encode()
+
+    def ask(pid: int) -> None:
+        try:
+            answer: Answer | str = _ask(
+                os.path.join(directory, f"{pid}.sock"), data, timeout
+            )
+        except OwnerGone:
+            return  # exited: nothing of it is left to ask about
+        except TimeoutError:
+            answer = f"did not answer within {timeout:g} s"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            answer = f"answered wrongly ({type(exc).__name__})"
+        results[pid] = answer
+
+    deadline = time.monotonic() + timeout
+    threads = []
+    for pid in pids:
+        if pid in exclude:
+            continue
+        thread = threading.Thread(target=ask, args=(pid,), daemon=True)
+        thread.start()
+        threads.append((pid, thread))
+    answers: list[tuple[int, Answer | str]] = []
+    for pid, thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        answer = results.get(pid)
+        if thread.is_alive():
+            answer = f"did not answer within {timeout:g} s"
+        if answer is not None:
+            answers.append((pid, answer))
+    return answers
+
+
+def _private(directory: str) -> bool:
+    """Whether ``directory`` is this user's, mode 0700 (as ``listen``
+    makes it): only then are its sockets ours.
+    """
+    try:
+        st = os.lstat(directory)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and st.st_uid == os.geteuid()
+        and not stat.S_IMODE(st.st_mode) & 0o077
+    )
+
+
+def _ask(path: str, data: bytes, timeout: float) -> Answer:
+    """One message to one process's socket; its answer.
+
+    :raises OwnerGone: nothing listens there (the stale socket is removed).
+    """
+    with _connect(path, timeout) as sock:
+        if not _same_user(sock):
+            raise ValueError("the socket belongs to another user")
+        _send_frame(sock, data)
+        head = json.loads(_recv_frame(sock, _MAX_REQUEST))
+        body = _recv_frame(sock, _MAX_RESPONSE)
+    return str(head["status"]), [(str(k), str(v)) for k, v in head["headers"]], body
+
+
+def _connect(path: str, timeout: float) -> socket.socket:
+    """A connected socket to ``path``.
+
+    :raises OwnerGone: nothing listens there (a refused socket is removed).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        sock.close()
+        if isinstance(exc, ConnectionRefusedError):
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # left by a worker that was killed
+        raise OwnerGone(path) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _same_user(conn: socket.socket) -> bool:

@@ -16,13 +16,22 @@ from collections.abc import MutableMapping
 GATED_KEY = "ipdebug.gated"
 #: Where an integration leaves the exception it saw.
 EXCEPTION_KEY = "ipdebug.exception"
+#: Set in the environ of requests that are not gated in while a window
+#: captures (``ipdebug enable --capture``): ``capture(exc, environ)``
+#: records the error and never raises.
+CAPTURE_KEY = "ipdebug.capture"
 
 
 def stash_exception(environ: MutableMapping[str, object], exc: BaseException) -> bool:
     """Hand ``exc`` to ipdebug if this request is gated in; return whether it
-    was taken. Safe to call for any request.
+    was taken. For a request that is not gated in, while the window
+    captures, record it instead (the framework's error handling goes on
+    unchanged). Safe to call for any request.
     """
     if environ.get(GATED_KEY) is not True:
+        capture = environ.get(CAPTURE_KEY)
+        if callable(capture):
+            capture(exc, environ)
         return False
     environ.setdefault(EXCEPTION_KEY, exc)
     return True
