@@ -6,6 +6,7 @@
     ipdebug disable [--flag PATH] [--json]
     ipdebug status [--flag PATH] [--json]
     ipdebug doctor [APP_IMPORT_PATH] [--flag PATH] [--json]
+    ipdebug errors [--flag PATH] [--json]
 
 Exit codes: 0 success, 1 the flag cannot be written or read (or ``status``
 found a flag the middleware refuses), 2 usage errors. Errors are one line on
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import typing as t
 from datetime import datetime
 
@@ -32,7 +34,7 @@ from .config import (
     resolve_flag,
     state_directory,
 )
-from .errors import ConfigError, FlagWriteError
+from .errors import ConfigError, FlagError, FlagWriteError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 _CAPTURE_ON = "on (other clients' unhandled errors are kept; see: ipdebug errors)"
@@ -113,6 +115,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = commands.add_parser(
+        "errors",
+        help="list the errors captured from other clients (enable --capture)",
+    )
+    p.add_argument("--flag", help=flag_help)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = commands.add_parser(
         "doctor", help="check this deployment for known mistakes (ipdebug.doctor)"
     )
     p.add_argument(
@@ -133,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command is None:
             raise _UsageError(
-                "ipdebug: choose a command: enable, disable, status, attach or doctor (see 'ipdebug --help')"
+                "ipdebug: choose a command: enable, disable, status, errors, attach or doctor (see 'ipdebug --help')"
             )
         if args.command == "enable":
             allow = None if args.allow is None else ",".join(args.allow)
@@ -154,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             _print(args.json, {"enabled": False, "was_enabled": existed}, text)
             return EXIT_OK
+        if args.command == "errors":
+            return _errors(args.flag, args.json)
         if args.command == "doctor":
             return _doctor(args.app, args.flag, args.json)
         if args.command == "attach":
@@ -182,6 +193,54 @@ def _doctor(app: str | None, flag: str | None, as_json: bool) -> int:
     data = doctor.report_json(found, app=app, flag=location)
     _print(as_json, data, doctor.report_text(found, app=app, flag=location))
     return EXIT_RUNTIME if data["critical"] else EXIT_OK
+
+
+def _errors(flag: str | None, as_json: bool) -> int:
+    """The captured errors of every process of this host (over the relay's
+    sockets, as the app's user) and, with a flag in Redis, of the fleet.
+    """
+    from .errorpages import gather  # imports Werkzeug: only for this command
+    from .flag import open_store
+
+    location = resolve_flag(flag, os.environ)
+    store = open_store(location)
+    try:
+        window = store.load(time.time())
+    except FlagError as exc:
+        print(
+            f"ipdebug: flag {store.location} is refused: {exc.problem}", file=sys.stderr
+        )
+        return EXIT_RUNTIME
+    if window is None:
+        _print(
+            as_json,
+            {"errors": [], "unanswered": [], "capture": False},
+            "ipdebug: no window is open; nothing is captured",
+        )
+        return EXIT_OK
+    entries, unanswered = gather(
+        state_directory(location, "relay"), store, window.id, instance="this host"
+    )
+    data = {"errors": entries, "unanswered": unanswered, "capture": window.capture}
+    lines = [
+        f"ipdebug: {len(entries)} captured error(s), newest first"
+        + (
+            ""
+            if window.capture
+            else " (this window does not capture: enable --capture)"
+        )
+    ]
+    for e in entries:
+        lines.append(
+            f"  {e.get('time')}  {e.get('instance')} pid {e.get('pid')}  {e.get('client')}  "
+            f"{e.get('method')} {e.get('path')}\n      {e.get('exception')}\n      {e.get('url', '-')}"
+        )
+    for u in unanswered:
+        lines.append(
+            f"  worker pid {u['pid']} {u['problem']}: its captures are not listed"
+        )
+    _print(as_json, data, "\n".join(lines))
+    return EXIT_OK
 
 
 def _print(as_json: bool, data: dict[str, object], text: str) -> None:

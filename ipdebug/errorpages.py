@@ -32,7 +32,7 @@ from .audit import Auditor, logger
 from .capture import CaptureContexts, Captures
 from .config import INSTANCE_RE
 from .debugger import INSTANCE_HEADER, Debugger
-from .relay import MESSAGE_KEY, OwnerGone, Relay, owner_pid
+from .relay import MESSAGE_KEY, OwnerGone, Relay, ask_all, owner_pid
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -144,21 +144,14 @@ class ErrorPages:
         """Every capture of ``window`` on this host (and the fleet), newest
         first; and the processes that did not answer, with why.
         """
-        by_id: dict[str, dict[str, object]] = {}
-        unanswered: list[dict[str, object]] = []
-        for entry in _fleet(self.store, window):
-            by_id[str(entry["id"])] = entry
-        if self.relay is not None:
-            for pid, answer in self.relay.ask_others(CAPTURES_MESSAGE):
-                entries = parse_listing(answer, window.id)
-                if isinstance(entries, str):
-                    unanswered.append(
-                        {"pid": pid, "instance": self.instance, "problem": entries}
-                    )
-                    continue
-                by_id.update((str(e["id"]), e) for e in entries)
-        by_id.update((str(e["id"]), e) for e in self.local(window))
-        entries = sorted(by_id.values(), key=lambda e: str(e["time"]), reverse=True)
+        entries, unanswered = gather(
+            self.relay.directory if self.relay is not None else None,
+            self.store,
+            window.id,
+            instance=self.instance,
+            own=self.local(window),
+            exclude=(os.getpid(),),
+        )
         for entry in entries:
             entry["url"] = self.url_for(entry)
         return entries, unanswered
@@ -302,13 +295,47 @@ def parse_listing(
     return entries
 
 
-def _fleet(store: FlagStore, window: Window) -> list[dict[str, object]]:
+def gather(
+    directory: str | None,
+    store: FlagStore,
+    window_id: str | None,
+    *,
+    instance: str,
+    own: t.Sequence[dict[str, object]] = (),
+    exclude: t.Container[int] = (),
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The captures of ``window_id`` (any window, when ``None``): ``own``,
+    those of every other process listening in the relay ``directory``, and
+    the fleet's (a Redis store), newest first; and the processes that did
+    not answer in time, with why. ``exclude``: pids not to ask (this
+    process, whose captures are ``own``).
+    """
+    by_id: dict[str, dict[str, object]] = {}
+    unanswered: list[dict[str, object]] = []
+    if window_id is not None:
+        for entry in _fleet(store, window_id):
+            by_id[str(entry["id"])] = entry
+    if directory is not None:
+        for pid, answer in ask_all(directory, CAPTURES_MESSAGE, exclude=exclude):
+            entries = parse_listing(answer, window_id)
+            if isinstance(entries, str):
+                unanswered.append(
+                    {"pid": pid, "instance": instance, "problem": entries}
+                )
+                continue
+            by_id.update((str(e["id"]), e) for e in entries)
+    by_id.update((str(e["id"]), e) for e in own)
+    entries = sorted(by_id.values(), key=lambda e: str(e.get("time")), reverse=True)
+    return entries, unanswered
+
+
+def _fleet(store: FlagStore, window_id: str) -> list[dict[str, object]]:
     """Captures of every instance, from a store that keeps them (Redis)."""
     read = getattr(store, "captures", None)
     if read is None:
         return []
     try:
-        return t.cast(list[dict[str, object]], read(window.id, MAX_FLEET))
+        return t.cast(list[dict[str, object]], read(window_id, MAX_FLEET))
     except Exception:
         logger.exception("ipdebug could not read the fleet's captures")
         return []

@@ -231,12 +231,6 @@ class Relay:
             body = _recv_frame(sock, _MAX_RESPONSE)
         return str(head["status"]), [(str(k), str(v)) for k, v in head["headers"]], body
 
-    def ask_others(
-        self, message: dict[str, str], *, timeout: float = ASK_ALL_TIMEOUT
-    ) -> list[tuple[int, Answer | str]]:
-        """:func:`ask_all` every process of this relay but this one."""
-        return ask_all(self.directory, message, timeout=timeout, exclude=(os.getpid(),))
-
     def _report(self, message: str) -> None:
         if message != self.problem:
             self.problem = message

@@ -414,3 +414,25 @@ def test_banner_of_a_capturing_window_counts_and_links(
     page = client(middleware).get("/fail", expect_errors=True).text
     assert "captures the unhandled errors of every client" in page
     assert "1 captured so far" in page and 'href="/__ipdebug__/errors"' in page
+
+
+def test_errors_command_lists_the_captures_of_this_host(
+    make: t.Callable[..., IPDebugMiddleware], capsys: pytest.CaptureFixture[str]
+) -> None:
+    middleware = make()
+    flag = middleware.settings.flag
+    code, out, _ = run(capsys, "errors", "--flag", flag)
+    assert code == 0 and "no window is open" in out
+    open_window(middleware, capture=True)
+    for path in ("/fail", "/fail"):
+        with pytest.raises(Boom):
+            client(middleware, CUSTOMER).get(path)
+    code, out, _ = run(capsys, "errors", "--flag", flag, "--json")
+    listed = json.loads(out)
+    assert code == 0 and listed["capture"] is True and listed["unanswered"] == []
+    expected = middleware.captures.listing(opened_window(middleware))
+    assert [e["id"] for e in listed["errors"]] == [e["id"] for e in expected]
+    assert all(e["url"].startswith("/__ipdebug__/errors/") for e in listed["errors"])
+    code, out, _ = run(capsys, "errors", "--flag", flag)
+    assert "2 captured error(s)" in out and "Boom: failed with local_value=42" in out
+    assert listed["errors"][0]["url"] in out
