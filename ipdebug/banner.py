@@ -55,9 +55,10 @@ def banner_html(
     )
 
 
-def capture_html(count: int, errors_url: str | None) -> str:
+def capture_html(count: int, errors_url: str | None, *, where: str) -> str:
     """The line under the banner of a capturing window: every client's
-    errors are kept, how many (``count``), and the link to their list.
+    errors are kept, how many (``count``, ``where``: "held by this worker",
+    "listed below"), and the link to their list.
     """
     link = (
         f' <a href="{escape(errors_url)}">See the captured errors.</a>'
@@ -67,7 +68,7 @@ def capture_html(count: int, errors_url: str | None) -> str:
     return (
         f'<div class="ipdebug-capture" style="{_STYLE}"><strong>ipdebug</strong>: '
         "this window captures the unhandled errors of every client (their data "
-        f"is in the frames); {count} captured so far.{link}</div>"
+        f"is in the frames); {count} {escape(where)}.{link}</div>"
     )
 
 

@@ -308,7 +308,9 @@ class Debugger:
             deployment_allow=self.deployment_allow,
         )
         if window.capture and self.captured is not None:
-            banner += capture_html(self.captured(), self.errors_path)
+            banner += capture_html(
+                self.captured(), self.errors_path, where="held by this worker"
+            )
         return internals.with_banner(html, banner)
 
     def capture_banner(self, window: Window, count: int) -> str:
@@ -319,7 +321,9 @@ class Debugger:
             secret=self.sessions.get(window).secret,
             deployment_allow=self.deployment_allow,
         )
-        return banner + capture_html(count, None) if window.capture else banner
+        if not window.capture:
+            return banner
+        return banner + capture_html(count, None, where="captured, listed below")
 
     def route_cookie(self, environ: WSGIEnvironment) -> str:
         """The routing hint for a load balancer in front of a fleet."""

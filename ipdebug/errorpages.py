@@ -102,7 +102,15 @@ class ErrorPages:
         """The answer for a gated-in request (``relayed``: forwarded by
         another worker, so answered here, never forwarded again).
         """
-        if request.method not in ("GET", "HEAD"):
+        try:
+            is_command = request.args.get("__debugger__") == "yes"
+        except UnicodeDecodeError:
+            is_command = False
+        if is_command:
+            # The page's JavaScript asks relative to the page's own URL: its
+            # resources, PIN and console commands go to the debugger.
+            response = self.debugger.command(request, window, client, relayed=relayed)
+        elif request.method not in ("GET", "HEAD"):
             response = self._refuse(405, "the errors pages take GET", client)
         elif request.path == self.path:
             response = self.list_html(request, window, client)

@@ -413,7 +413,7 @@ def test_banner_of_a_capturing_window_counts_and_links(
         client(middleware, CUSTOMER).get("/fail")
     page = client(middleware).get("/fail", expect_errors=True).text
     assert "captures the unhandled errors of every client" in page
-    assert "1 captured so far" in page and 'href="/__ipdebug__/errors"' in page
+    assert "1 held by this worker" in page and 'href="/__ipdebug__/errors"' in page
 
 
 def test_errors_command_lists_the_captures_of_this_host(
@@ -436,3 +436,36 @@ def test_errors_command_lists_the_captures_of_this_host(
     code, out, _ = run(capsys, "errors", "--flag", flag)
     assert "2 captured error(s)" in out and "Boom: failed with local_value=42" in out
     assert listed["errors"][0]["url"] in out
+
+
+def test_the_pages_own_javascript_requests_reach_the_debugger(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    # Werkzeug's JavaScript asks "?__debugger__=yes&..." relative to the
+    # page, so console requests arrive on the capture's own URL.
+    middleware = make()
+    opened = open_window(middleware, capture=True)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/fail")
+    operator = client(middleware)
+    url = operator.get("/__ipdebug__/errors.json").json["errors"][0]["url"]
+    page = operator.get(url)
+    secret, frame = secret_and_frame(page.text)
+    path = url.split("?")[0]
+    style = operator.get(f"{path}?__debugger__=yes&cmd=resource&f=style.css")
+    assert style.status_int == 200 and style.content_type == "text/css"
+    auth = operator.get(
+        path,
+        params={
+            "__debugger__": "yes",
+            "cmd": "pinauth",
+            "pin": opened.pin,
+            "s": secret,
+        },
+    )
+    assert auth.json["auth"] is True
+    result = operator.get(
+        path,
+        params={"__debugger__": "yes", "cmd": "local_value", "frm": frame, "s": secret},
+    )
+    assert "42" in result.text
