@@ -296,3 +296,112 @@ def test_a_hanging_relay_peer_is_bounded_and_named(tmp_path: Path) -> None:
         assert took < 15  # bounded (2 s), with room for a busy machine
         assert "worker 999999" in html and "did not answer within 2 s" in html
         assert terminal["unanswered"][0]["pid"] == 999_999
+
+
+# A fleet: two instances, one Redis flag, nginx with examples/nginx-fleet.conf
+
+
+def test_fleet_captures_on_both_instances_one_list_routed_links(tmp_path: Path) -> None:
+    from .nginx import nginx
+    from .redis_server import redis_server
+    from .servers import free_port
+    from .test_fleet import cookie_header, cookies_of, fleet_config
+
+    operator = "127.0.0.3"
+    with redis_server(tmp_path) as redis:
+        url = redis.url("ipdebug:fleet")
+        env = {
+            "IPDEBUG_FLAG": url,
+            "IPDEBUG_TRUSTED_PROXIES": "127.0.0.1",
+            "IPDEBUG_ALLOW": operator,
+        }
+        app = "tests.apps.customers:plain"
+        with (
+            gunicorn(
+                tmp_path,
+                "-w",
+                "2",
+                app=app,
+                name="a",
+                env={**env, "IPDEBUG_INSTANCE": "a"},
+            ) as a,
+            gunicorn(
+                tmp_path,
+                "-w",
+                "2",
+                app=app,
+                name="b",
+                env={**env, "IPDEBUG_INSTANCE": "b"},
+            ) as b,
+        ):
+            listen = free_port()
+            with nginx(
+                tmp_path, [], http=fleet_config(a.port, b.port, listen), listen=[listen]
+            ) as proxy:
+                (port,) = proxy.ports
+                opened = ipdebug.enable(
+                    "5m", allow=[operator], flag=url, environ={}, capture=True
+                )
+                time.sleep(1.5)
+                # nginx balances the customer's requests over both instances.
+                for n in range(6):
+                    reply = request(port, f"/customer?fleet-{n}", source=CUSTOMER)
+                    assert reply.status == 500
+
+                def listed() -> list[dict[str, t.Any]]:
+                    reply = request(port, "/__ipdebug__/errors.json", source=operator)
+                    assert reply.status == 200, reply.text
+                    return t.cast(
+                        list[dict[str, t.Any]], json.loads(reply.body)["errors"]
+                    )
+
+                deadline = time.monotonic() + 20
+                while len(entries := listed()) < 6 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert len(entries) == 6
+                assert {e["instance"] for e in entries} == {"a", "b"}
+                assert all(e["client"] == CUSTOMER for e in entries)
+                # Both instances answer with the whole fleet.
+                assert {e["id"] for e in listed()} == {e["id"] for e in entries}
+
+                jar: dict[str, str] = {}
+                values = set()
+                for entry in entries:
+                    assert entry["url"].endswith(f"?ipdebug_route={entry['instance']}")
+                    page = request(
+                        port, entry["url"], source=operator, headers=cookie_header(jar)
+                    )
+                    assert page.status == 200, page.text
+                    assert page.header("X-IPDebug-Instance") == entry["instance"]
+                    cookies_of(page, jar)
+                    assert jar["ipdebug_route"] == entry["instance"]
+                    secret = re.search(r'SECRET = "([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+                    frame = re.findall(
+                        r'<div class="frame" id="frame-(\d+)">', page.text
+                    )[-1]
+                    path = entry["url"].split("?")[0]
+                    if "pin" not in values:
+                        unlocked = request(
+                            port,
+                            path
+                            + debugger_path(secret, cmd="pinauth", pin=opened.pin)[1:],
+                            source=operator,
+                            headers=cookie_header(jar),
+                        )
+                        assert '"auth": true' in unlocked.text
+                        cookies_of(unlocked, jar)
+                        values.add("pin")
+                    answer = request(
+                        port,
+                        path
+                        + debugger_path(secret, cmd="customer_value", frm=frame)[1:],
+                        source=operator,
+                        headers=cookie_header(jar),
+                    )
+                    assert answer.header("X-IPDebug-Instance") == entry["instance"]
+                    values.add(output(answer).strip().splitlines()[-1].strip("'"))
+                assert values == {"pin"} | {f"fleet-{n}" for n in range(6)}
+                # The terminal sees the fleet too (through Redis).
+                assert {e["id"] for e in cli_errors(url)["errors"]} >= {
+                    e["id"] for e in entries
+                }
