@@ -216,6 +216,9 @@ class IPDebugMiddleware:
         )
         self.debugger.captured = self.captures.__len__
         self.debugger.errors_path = errors_path
+        #: The switch's ``closed_until``, copied here by the switch: the hot
+        #: path reads one attribute of ``self``.
+        self.closed_until = float("-inf")
         self.switch = Switch(
             self.store,
             max_window=self.settings.max_window,
@@ -223,6 +226,7 @@ class IPDebugMiddleware:
             monotonic=_monotonic,
             # A store may ask to be read more often (Redis: its cache).
             poll_interval=getattr(self.store, "poll_interval", 1.0),
+            publish=self._publish_closed_until,
         )
         self._gate: WindowGate | None = None
         _INSTANCES.add(self)
@@ -231,13 +235,12 @@ class IPDebugMiddleware:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        mono = _monotonic()
         # The hot path: no window open and no flag check due.
-        if self.switch.closed_until > mono:
+        if self.closed_until > _monotonic():
             return self.app(environ, start_response)
         window = None
         try:
-            window = self.switch.current(mono)
+            window = self.switch.current()
             client = None if window is None else self._admit(environ, window)
         except Exception:
             # Fail closed: a bug in ipdebug serves the request as without it.
@@ -263,6 +266,9 @@ class IPDebugMiddleware:
         if errors is not None and errors.handles(environ.get("PATH_INFO")):
             return errors(environ, start_response, window, client)  # type: ignore[arg-type]
         return self.debugger(environ, start_response, window, client)  # type: ignore[arg-type]
+
+    def _publish_closed_until(self, value: float) -> None:
+        self.closed_until = value
 
     def capture(
         self, error: BaseException, environ: WSGIEnvironment, *, skip: int = 0
