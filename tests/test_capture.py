@@ -469,3 +469,38 @@ def test_the_pages_own_javascript_requests_reach_the_debugger(
         params={"__debugger__": "yes", "cmd": "local_value", "frm": frame, "s": secret},
     )
     assert "42" in result.text
+
+
+def test_the_readme_walkthrough_runs_as_written(
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Capture: other clients' errors", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].split() for line in block.splitlines()]
+    assert [c[:2] for c in commands] == [
+        ["ipdebug", "enable"],
+        ["ipdebug", "errors"],
+        ["ipdebug", "errors"],
+        ["ipdebug", "disable"],
+    ]
+    monkeypatch.setenv("IPDEBUG_FLAG", flag)
+    monkeypatch.setenv("SSH_CLIENT", "127.0.0.1 50000 22")
+    middleware = IPDebugMiddleware(plain_app)
+    outputs = []
+    for command in commands:
+        code, out, _ = run(capsys, *command[1:])
+        assert code == 0, out
+        outputs.append(out)
+        if command[1] == "enable":
+            middleware.switch.poll_now()
+            with pytest.raises(Boom):
+                client(middleware, CUSTOMER).get("/fail?token=secret")
+    assert "PIN:" in outputs[0] and "Capturing" in outputs[0]
+    assert "1 captured error(s)" in outputs[1] and "token" not in outputs[1]
+    assert json.loads(outputs[2])["errors"][0]["path"] == "/fail"
+    middleware.switch.poll_now()
+    assert len(middleware.captures) == 0
