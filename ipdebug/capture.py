@@ -111,6 +111,8 @@ class Capture:
     error: BaseException = field(repr=False)
     tb: TracebackType | None = field(repr=False)
     skip: int = 0
+    #: Entered around console commands in its frames (Flask's contexts).
+    contexts: t.Sequence[object] = field(default=(), repr=False)
 
     def meta(self) -> dict[str, object]:
         """The public metadata (never the frames)."""
@@ -173,14 +175,17 @@ class Summary(t.NamedTuple):
 
 
 class CaptureContexts(list[t.ContextManager[t.Any]]):
-    """The contexts kept with a captured error's frames for the console
-    (none today), naming the capture so console commands are audited with
-    its id.
+    """The contexts kept with a captured error's frames for the console,
+    naming the capture so console commands are audited with its id.
     """
 
-    def __init__(self, capture_id: str) -> None:
-        super().__init__()
-        self.capture_id = capture_id
+    def __init__(self, capture: Capture) -> None:
+        super().__init__(
+            t.cast(t.ContextManager[t.Any], c)
+            for c in capture.contexts
+            if hasattr(c, "__enter__") and hasattr(c, "__exit__")
+        )
+        self.capture_id = capture.id
 
 
 def new_id() -> str:
@@ -236,6 +241,7 @@ class Captures:
         path: str,
         client: str,
         skip: int = 0,
+        contexts: t.Sequence[object] = (),
     ) -> Capture | None:
         """Record ``error`` for ``window``, the window open now; ``None``
         when it is not recorded (the window does not capture, or the same
@@ -256,6 +262,7 @@ class Captures:
             error=error,
             tb=error.__traceback__,
             skip=skip,
+            contexts=contexts,
         )
         with self._lock:
             if self._window_id != window.id:

@@ -242,7 +242,7 @@ class ErrorPages:
         body = self.debugger.render(
             capture.error,
             capture.skip_frames(),
-            CaptureContexts(capture.id),
+            CaptureContexts(capture),
             request.environ,
             window,
             client,

@@ -22,13 +22,33 @@ from __future__ import annotations
 import typing as t
 
 from flask import Flask, got_request_exception, request
+from flask import globals as flask_globals
 
 from .middleware import IPDebugMiddleware
-from .stash import stash_exception
+from .stash import CAPTURE_KEY, stash_exception
 
 
 def _on_exception(sender: object, exception: BaseException, **extra: object) -> None:
-    stash_exception(request.environ, exception)
+    environ = request.environ
+    contexts: list[object] = []
+    if CAPTURE_KEY in environ:
+        contexts = _active_contexts()
+    stash_exception(environ, exception, contexts)
+
+
+def _active_contexts() -> list[object]:
+    """Flask's app and request context, for the console of a captured
+    error (what Flask hands to ``werkzeug.debug.preserve_context`` for a
+    gated-in request). Flask internal, checked with Flask 3.1: without it,
+    the console works without them.
+    """
+    found = []
+    for name in ("_cv_app", "_cv_request"):
+        var = getattr(flask_globals, name, None)
+        context = var.get(None) if var is not None else None
+        if context is not None:
+            found.append(context)
+    return found
 
 
 def connect_signal() -> None:

@@ -271,12 +271,19 @@ class IPDebugMiddleware:
         self.closed_until = value
 
     def capture(
-        self, error: BaseException, environ: WSGIEnvironment, *, skip: int = 0
+        self,
+        error: BaseException,
+        environ: WSGIEnvironment,
+        *,
+        skip: int = 0,
+        contexts: t.Sequence[object] = (),
     ) -> Capture | None:
         """Record the unhandled ``error`` of a request that is not gated in,
         if the window open now captures. Never raises.
 
         :param skip: frames of ipdebug at the top of the traceback.
+        :param contexts: context managers to enter around console commands
+            in its frames (Flask's app and request context).
         """
         try:
             if environ.get(GATED_KEY) is True or is_client_error(error):
@@ -295,6 +302,7 @@ class IPDebugMiddleware:
                 if address is not None
                 else _text(str(environ.get("REMOTE_ADDR")))[:100],
                 skip=skip,
+                contexts=contexts,
             )
         except Exception:
             # Fail closed: not captured; the request goes on unchanged.

@@ -10,7 +10,7 @@ so their error handling is untouched.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 
 #: Set in the environ of gated-in requests only.
 GATED_KEY = "ipdebug.gated"
@@ -22,16 +22,21 @@ EXCEPTION_KEY = "ipdebug.exception"
 CAPTURE_KEY = "ipdebug.capture"
 
 
-def stash_exception(environ: MutableMapping[str, object], exc: BaseException) -> bool:
+def stash_exception(
+    environ: MutableMapping[str, object],
+    exc: BaseException,
+    contexts: Sequence[object] = (),
+) -> bool:
     """Hand ``exc`` to ipdebug if this request is gated in; return whether it
     was taken. For a request that is not gated in, while the window
     captures, record it instead (the framework's error handling goes on
-    unchanged). Safe to call for any request.
+    unchanged), with ``contexts`` (Flask's app and request context) for
+    its console. Safe to call for any request.
     """
     if environ.get(GATED_KEY) is not True:
         capture = environ.get(CAPTURE_KEY)
         if callable(capture):
-            capture(exc, environ)
+            capture(exc, environ, contexts=contexts)
         return False
     environ.setdefault(EXCEPTION_KEY, exc)
     return True

@@ -347,6 +347,7 @@ def test_flask_customer_gets_flasks_500_and_the_error_is_captured(
     @app.route("/fail")
     def fail() -> str:
         customer_value = "tenant-7"
+        flask_module = flask  # for the console below
         raise Boom(f"view failed for {customer_value}")
 
     @app.errorhandler(500)
@@ -368,6 +369,9 @@ def test_flask_customer_gets_flasks_500_and_the_error_is_captured(
     unlock(operator, secret, opened.pin)
     result = debugger_get(operator, secret, cmd="customer_value", frm=frame)
     assert "tenant-7" in result.text
+    # Flask's request context is there, as for the operator's own errors.
+    result = debugger_get(operator, secret, cmd="flask_module.request.path", frm=frame)
+    assert "/fail" in result.text
 
 
 def test_audit_events_of_capture(
