@@ -214,10 +214,12 @@ class IPDebugMiddleware:
             if errors_path is not None
             else None
         )
+        # Bound once: put in the environ of every request not gated in.
+        self._capture_hook = self.capture
         self.debugger.captured = self.captures.__len__
         self.debugger.errors_path = errors_path
-        #: The switch's ``closed_until``, copied here by the switch: the hot
-        #: path reads one attribute of ``self``.
+        #: The switch's ``closed_until``, copied here by the switch, so the
+        #: hot path reads one attribute (not ``self.switch.closed_until``).
         self.closed_until = float("-inf")
         self.switch = Switch(
             self.store,
@@ -235,12 +237,13 @@ class IPDebugMiddleware:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
+        mono = _monotonic()
         # The hot path: no window open and no flag check due.
-        if self.closed_until > _monotonic():
+        if self.closed_until > mono:
             return self.app(environ, start_response)
         window = None
         try:
-            window = self.switch.current()
+            window = self.switch.current(mono)
             client = None if window is None else self._admit(environ, window)
         except Exception:
             # Fail closed: a bug in ipdebug serves the request as without it.
@@ -256,7 +259,7 @@ class IPDebugMiddleware:
             # Not gated in, and the window captures: record an unhandled
             # error (the integrations hand over Flask's and Django's), then
             # re-raise the very same exception.
-            environ[CAPTURE_KEY] = self.capture
+            environ[CAPTURE_KEY] = self._capture_hook
             try:
                 return self.app(environ, start_response)
             except Exception as exc:
