@@ -35,7 +35,7 @@ from .debugger import INSTANCE_HEADER, Debugger
 from .relay import MESSAGE_KEY, OwnerGone, Relay, ask_all, owner_pid
 
 if t.TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from .flag import FlagStore, Window
 
@@ -55,6 +55,8 @@ class ErrorPages:
     :param relay: reaches the other workers of this host, or ``None``.
     :param store: the flag store; a Redis store also keeps the fleet's
         captures.
+    :param app: the wrapped app, which gets the request should ipdebug fail
+        (fail closed).
     """
 
     def __init__(
@@ -67,7 +69,9 @@ class ErrorPages:
         store: FlagStore,
         audit: Auditor,
         instance: str,
+        app: WSGIApplication,
     ) -> None:
+        self.app = app
         self.path = path.rstrip("/") or "/"
         self.captures = captures
         self.debugger = debugger
@@ -93,7 +97,13 @@ class ErrorPages:
         window: Window,
         client: str,
     ) -> t.Iterable[bytes]:
-        response = self.respond(Request(environ), window, client)
+        try:
+            response = self.respond(Request(environ), window, client)
+        except Exception:
+            # Fail closed: an ipdebug bug serves the request as if ipdebug
+            # were not installed.
+            logger.exception("ipdebug failed to serve an errors page")
+            return self.app(environ, start_response)
         return response(environ, start_response)
 
     def respond(

@@ -210,6 +210,7 @@ class IPDebugMiddleware:
                 store=self.store,
                 audit=self.audit,
                 instance=self.settings.instance,
+                app=app,
             )
             if errors_path is not None
             else None

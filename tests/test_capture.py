@@ -347,7 +347,7 @@ def test_flask_customer_gets_flasks_500_and_the_error_is_captured(
     @app.route("/fail")
     def fail() -> str:
         customer_value = "tenant-7"
-        flask_module = flask  # for the console below
+        flask_module = flask  # noqa: F841 (read by the console below)
         raise Boom(f"view failed for {customer_value}")
 
     @app.errorhandler(500)
