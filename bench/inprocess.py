@@ -239,30 +239,21 @@ def run(*, quick: bool = False) -> dict[str, list[Figure]]:
                 measure(middleware, gated),
             ),
         ]
+    quiet = _middleware(state, [OPERATOR], window=True, capture=True)
+    failing_plain = server_500(_middleware(state, [OPERATOR], window=True, app=failing))
+    failing_captured = server_500(
+        _middleware(state, [OPERATOR], window=True, capture=True, app=failing)
+    )
     capture = [
-        Figure(
-            "denied, no error, window open (not capturing)",
-            measure(opened),
-        ),
-        Figure(
-            "denied, no error, capturing window",
-            measure(_middleware(state, [OPERATOR], window=True, capture=True)),
-        ),
+        Figure("denied, no error, window open (not capturing)", measure(opened)),
+        Figure("denied, no error, capturing window", measure(quiet)),
         Figure(
             "denied, failing request, window open (not capturing)",
-            measure(
-                server_500(_middleware(state, [OPERATOR], window=True, app=failing))
-            ),
+            measure(failing_plain),
         ),
         Figure(
             "denied, failing request, capturing window (captured)",
-            measure(
-                server_500(
-                    _middleware(
-                        state, [OPERATOR], window=True, capture=True, app=failing
-                    )
-                )
-            ),
+            measure(failing_captured),
         ),
     ]
     return {"main": main, "sizes": sizes, "capture": capture}

@@ -24,7 +24,7 @@ errors. Capture is off unless the window asks for it.
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import os
 import queue
 import secrets
@@ -217,7 +217,7 @@ class Captures:
         self._lock = threading.Lock()
         self._window_id: str | None = None
         self._held: OrderedDict[str, Capture] = OrderedDict()
-        self._pending: queue.Queue[Summary] = queue.Queue(MAX_PENDING)
+        self._pending: queue.SimpleQueue[Summary] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_pid = 0
 
@@ -270,9 +270,11 @@ class Captures:
                 # switch): nothing of another window may stay.
                 self._held = OrderedDict()
                 self._window_id = window.id
-            for held in reversed(self._held.values()):
-                if held.error is error:
-                    return None  # handed over twice (a signal, then raised)
+            # Handed over twice (by a signal, then raised): the same request,
+            # so among the newest.
+            newest = itertools.islice(reversed(self._held.values()), 4)
+            if any(held.error is error for held in newest):
+                return None
             self._held[capture.id] = capture
             while len(self._held) > self.max_captured:
                 self._held.popitem(last=False)
@@ -302,7 +304,7 @@ class Captures:
         if self._writer is None or self._writer_pid != os.getpid():
             with self._lock:
                 if self._writer is None or self._writer_pid != os.getpid():
-                    self._pending = queue.Queue(MAX_PENDING)
+                    self._pending = queue.SimpleQueue()
                     self._writer_pid = os.getpid()
                     self._writer = threading.Thread(
                         target=_write,
@@ -312,12 +314,12 @@ class Captures:
                     )
                     self._writer.start()
         # Full: the audit log lags behind a flood; keep the request fast.
-        with contextlib.suppress(queue.Full):
-            self._pending.put_nowait(summary)
+        if self._pending.qsize() < MAX_PENDING:
+            self._pending.put(summary)
 
 
 def _write(
-    pending: queue.Queue[Summary], after: t.Callable[[Summary], None] | None
+    pending: queue.SimpleQueue[Summary], after: t.Callable[[Summary], None] | None
 ) -> None:
     """The background writer: ``after(summary)`` for each new capture."""
     while after is not None:

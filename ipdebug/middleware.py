@@ -26,6 +26,7 @@ same status, headers and body, exceptions propagated as without ipdebug.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -232,8 +233,13 @@ class IPDebugMiddleware:
             publish=self._publish_closed_until,
         )
         self._gate: WindowGate | None = None
+        # Resolved addresses of failing clients, for captures (bounded).
+        self._capture_clients: dict[object, str] = {}
         _INSTANCES.add(self)
         _connect_integrations()
+        #: Whether a framework's signal receiver may hand errors over (Flask
+        #: or Django is loaded): only then do requests carry the hook.
+        self._hand_over = "flask" in sys.modules or "django" in sys.modules
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
@@ -260,7 +266,8 @@ class IPDebugMiddleware:
             # Not gated in, and the window captures: record an unhandled
             # error (the integrations hand over Flask's and Django's), then
             # re-raise the very same exception.
-            environ[CAPTURE_KEY] = self._capture_hook
+            if self._hand_over:
+                environ[CAPTURE_KEY] = self._capture_hook
             try:
                 return self.app(environ, start_response)
             except Exception as exc:
@@ -295,16 +302,13 @@ class IPDebugMiddleware:
             window = self.switch.current()
             if window is None or not window.capture:
                 return None
-            address = resolve_client(environ, self.settings.trusted_proxies)
             path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
             return self.captures.add(
                 window,
                 error,
                 method=str(environ.get("REQUEST_METHOD", ""))[:16],
                 path=_text(path)[:500],
-                client=str(address)
-                if address is not None
-                else _text(str(environ.get("REMOTE_ADDR")))[:100],
+                client=self._client_of(environ),
                 skip=skip,
                 contexts=contexts,
             )
@@ -314,6 +318,25 @@ class IPDebugMiddleware:
                 logging.ERROR, "ipdebug could not capture an error", exc_info=True
             )
             return None
+
+    def _client_of(self, environ: WSGIEnvironment) -> str:
+        """The resolved client address of a failing request, or its raw
+        ``REMOTE_ADDR`` when it does not resolve (cached, bounded).
+        """
+        get = environ.get
+        key = (get("REMOTE_ADDR"), get("HTTP_X_FORWARDED_FOR"), get("HTTP_FORWARDED"))
+        cache = self._capture_clients
+        try:
+            return cache[key]
+        except (KeyError, TypeError):
+            pass
+        address = resolve_client(environ, self.settings.trusted_proxies)
+        client = str(address) if address is not None else _text(str(key[0]))[:100]
+        if len(cache) >= 1024:
+            cache.clear()
+        with contextlib.suppress(TypeError):  # an unhashable environ value
+            cache[key] = client
+        return client
 
     def _captured(self, capture: Summary) -> None:
         """After a capture, on a background thread: audit it, and add it to

@@ -6,9 +6,14 @@ page. Neither is wrapped: the servers wrap them.
 
 from __future__ import annotations
 
+import time
 import typing as t
 
 from flask import Flask, request
+
+#: Seconds a failing request takes: concurrent failures then occupy a
+#: worker (or a gthread worker's threads) and spread over the workers.
+SLOW = 0.2
 
 
 class OrderFailed(Exception):
@@ -20,6 +25,7 @@ def plain(
 ) -> list[bytes]:
     if environ["PATH_INFO"] == "/customer":
         customer_value = environ.get("QUERY_STRING", "")
+        time.sleep(SLOW)
         raise OrderFailed(f"order failed ({len(customer_value)} characters)")
     body = f"hello {environ['PATH_INFO']}".encode()
     start_response(
@@ -34,6 +40,7 @@ flask_app = Flask(__name__)
 @flask_app.route("/customer")
 def customer() -> str:
     customer_value = request.args.get("v", "")
+    time.sleep(SLOW)
     raise OrderFailed(f"order failed ({len(customer_value)} characters)")
 
 
