@@ -164,7 +164,7 @@ class Summary(t.NamedTuple):
         return {
             "id": self.id,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.time))
-            + f".{int(self.time * 1000) % 1000:03d}Z",
+            + f".{int(self.time * 1_000_000) % 1_000_000:06d}Z",
             "method": self.method,
             "path": self.path,
             "client": self.client,

@@ -343,7 +343,9 @@ def gather(
                 continue
             by_id.update((str(e["id"]), e) for e in entries)
     by_id.update((str(e["id"]), e) for e in own)
-    entries = sorted(by_id.values(), key=lambda e: str(e.get("time")), reverse=True)
+    entries = sorted(
+        by_id.values(), key=lambda e: (str(e.get("time")), str(e["id"])), reverse=True
+    )
     return entries, unanswered
 
 
