@@ -9,6 +9,7 @@ import gc
 import ipaddress
 import os
 import random
+import statistics
 import tempfile
 import time
 import typing as t
@@ -256,4 +257,111 @@ def run(*, quick: bool = False) -> dict[str, list[Figure]]:
             measure(failing_captured),
         ),
     ]
-    return {"main": main, "sizes": sizes, "capture": capture}
+    return {
+        "main": main,
+        "sizes": sizes,
+        "hostile": hostile(state, number, rounds),
+        "capture": capture,
+    }
+
+
+#: (row name, peer, environ key, header length, hostile character).
+HOSTILE_CASES = [
+    (
+        "direct, X-Forwarded-For 8,000 commas",
+        DENIED_V4,
+        "HTTP_X_FORWARDED_FOR",
+        8000,
+        ",",
+    ),
+    (
+        "via proxy, X-Forwarded-For 8,000 commas",
+        "10.0.0.1",
+        "HTTP_X_FORWARDED_FOR",
+        8000,
+        ",",
+    ),
+    (
+        "via proxy, X-Forwarded-For 2,048 commas",
+        "10.0.0.1",
+        "HTTP_X_FORWARDED_FOR",
+        2048,
+        ",",
+    ),
+    ("via proxy, Forwarded 8,000 commas", "10.0.0.1", "HTTP_FORWARDED", 8000, ","),
+    ("via proxy, Forwarded 2,048 commas", "10.0.0.1", "HTTP_FORWARDED", 2048, ","),
+    ("via proxy, Forwarded 2,048 quotes", "10.0.0.1", "HTTP_FORWARDED", 2048, '"'),
+]
+
+
+def hostile_environs(
+    peer: str, key: str, length: int, char: str, *, hostile: bool, count: int
+) -> list[dict[str, t.Any]]:
+    """``count`` requests from a denied client whose forwarding header is
+    ``length`` characters: ``char`` repeated (hostile) or letters (bland),
+    then what a proxy appends for the client, a different client each time
+    so that no decision is cached (finding 3 of issue 11)."""
+    out = []
+    for i in range(count):
+        client = f"198.18.{i // 250}.{i % 250 + 1}"
+        tail = f", for={client}" if key == "HTTP_FORWARDED" else f", {client}"
+        size = length - len(tail)
+        body = char * size if hostile else "x" * size
+        if hostile and char == '"' and size % 2:
+            body = body[:-1] + ","
+        out.append({**BASE_ENVIRON, "REMOTE_ADDR": peer, key: body + tail})
+    return out
+
+
+def paired_ns(
+    app: WSGIApp,
+    first: list[dict[str, t.Any]],
+    second: list[dict[str, t.Any]],
+    rounds: int,
+) -> tuple[float, float]:
+    """Median nanoseconds per request for two request lists, timed one
+    request at a time in alternation (which goes first alternates too), so
+    that load from elsewhere on the machine hits both alike."""
+    for env in first[:100] + second[:100]:
+        serve(app, env)
+    times: tuple[list[int], list[int]] = ([], [])
+    clock = time.perf_counter_ns
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(rounds):
+            for i, pair in enumerate(zip(first, second, strict=True)):
+                for which in (0, 1) if (i + r) % 2 else (1, 0):
+                    start = clock()
+                    serve(app, pair[which])
+                    times[which].append(clock() - start)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def hostile(state: str, number: int, rounds: int) -> list[Figure]:
+    """A denied client with a hostile or a bland forwarding header of the
+    same length, window closed and open, side by side. Figures are named
+    ``case|closed or open|hostile or bland``.
+    """
+    closed = _middleware(state, [OPERATOR], window=False, trusted_proxies=["10.0.0.1"])
+    opened = _middleware(state, [OPERATOR], window=True, trusted_proxies=["10.0.0.1"])
+    # More distinct headers than the gate's byte-bounded cache holds, so
+    # that (via the proxy) every request is decided afresh.
+    count = 1_000
+    rounds = rounds * 3 if number > 10_000 else 1
+    figures = []
+    for name, peer, key, length, char in HOSTILE_CASES:
+        bad, bland = (
+            hostile_environs(peer, key, length, char, hostile=shape, count=count)
+            for shape in (True, False)
+        )
+        for window, app in (("closed", closed), ("open", opened)):
+            bad_ns, bland_ns = paired_ns(app, bad, bland, rounds)
+            figures += [
+                Figure(f"{name}|{window}|hostile", bad_ns),
+                Figure(f"{name}|{window}|bland", bland_ns),
+            ]
+    return figures

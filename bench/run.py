@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         tput = server.throughput(rounds=rounds, seconds=seconds)
         print("worker memory ...", file=sys.stderr, flush=True)
         memory = server.memory(total=40 if args.quick else 1000)
+        print("worker memory under large headers ...", file=sys.stderr, flush=True)
+        memory.headers_mib = server.header_memory(requests=40 if args.quick else 900)
         print("switch latency ...", file=sys.stderr, flush=True)
         enables, disables = server.switch_latency(repeats=1 if args.quick else 5)
         print("worker memory while capturing ...", file=sys.stderr, flush=True)
@@ -102,7 +104,44 @@ def _inprocess_section(figures: dict[str, list[inprocess.Figure]]) -> str:
         "|---|---:|---:|",
     ]
     lines += [f"| {f.name.strip()} | {f.ns:,.0f} | {f.ns / base:.2f} |" for f in sizes]
+    lines += [
+        "",
+        "### Hostile forwarding headers, denied client",
+        "",
+        "A denied client sends a forwarding header of the given length made of",
+        "commas or quotes (hostile) or of letters (bland), each request a new",
+        "value ending in what the proxy appends. Direct: the peer is not a",
+        "trusted proxy (its headers are never read); via proxy: the peer is one.",
+        "Median ns per request, the two shapes timed one request at a time in",
+        "alternation. If the window's state changed the cost of a hostile",
+        "header, the open column would differ from the bland row's by more",
+        "than noise.",
+        "",
+        "| case | header | closed ns | open ns | open − closed ns | open: hostile ÷ bland |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    table = _hostile_table(figures["hostile"])
+    for name, shapes in table.items():
+        ratio = shapes["hostile"]["open"] / shapes["bland"]["open"]
+        for shape in ("hostile", "bland"):
+            cell = shapes[shape]
+            lines.append(
+                f"| {name} | {shape} | {cell['closed']:,.0f} | {cell['open']:,.0f} | "
+                f"{cell['open'] - cell['closed']:,.0f} | "
+                + (f"{ratio:.2f} |" if shape == "hostile" else "|")
+            )
     return "\n".join(lines)
+
+
+def _hostile_table(
+    figures: list[inprocess.Figure],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{case: {hostile|bland: {closed|open: ns}}}``."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for figure in figures:
+        name, window, shape = figure.name.split("|")
+        table.setdefault(name, {}).setdefault(shape, {})[window] = figure.ns
+    return table
 
 
 def _inprocess_checks(
@@ -119,6 +158,13 @@ def _inprocess_checks(
         size[f"{n} networks: denied, new client each request"] for n in (1, 100, 10000)
     )
     off = _ratio(main, "3. ipdebug, flag off", base)
+    hostile = _hostile_table(figures["hostile"])
+    # Faster or slower, any difference would be a signal.
+    worst_hostile = max(
+        max(ratio, 1 / ratio)
+        for shapes in hostile.values()
+        for ratio in [shapes["hostile"]["open"] / shapes["bland"]["open"]]
+    )
     noop = _ratio(main, "no-op class middleware", base)
     off_noop = _ratio(main, "3. ipdebug, flag off", "no-op class middleware")
     return [
@@ -157,6 +203,11 @@ def _inprocess_checks(
             and size["10000 networks: gated in, repeated client"]
             / size["1 networks: gated in, repeated client"]
             <= 1.2,
+        ),
+        (
+            "denied client, window open: hostile header within 1.1 × of a bland one",
+            f"{worst_hostile:.2f} × at worst (either way)",
+            worst_hostile <= 1.1,
         ),
         (
             "first request from a new address < 20 µs (10,000 networks)",
@@ -279,6 +330,16 @@ def _server_section(
             memory.requests, memory.ipdebug_mib, memory.werkzeug_mib, strict=True
         )
     ]
+    before, after = memory.headers_mib
+    lines += [
+        "",
+        "Forwarding headers (issue 11): a client that is not a trusted proxy",
+        "sends requests straight to gunicorn (one sync worker, a window open",
+        "for another address, `trusted_proxies` set), each with 40 distinct",
+        "8 KB `X-Forwarded-For` lines (320 KB once gunicorn joins them):",
+        f"worker RSS {before:,.0f} MiB before, {after:,.0f} MiB after. Before",
+        "the fix the gate kept every value: 24 → 300 MiB for 900 requests.",
+    ]
     lines += [
         "",
         "### From `ipdebug enable`/`disable` to every worker (4 sync workers)",
@@ -305,6 +366,7 @@ def _server_checks(
         memory.werkzeug_mib[-1] - memory.werkzeug_mib[len(memory.werkzeug_mib) // 2]
     )
     worst = max(enables + disables)
+    header_growth = memory.headers_mib[1] - memory.headers_mib[0]
     return [
         (
             "gunicorn throughput, flag off ≥ 0.98 × bare (within spread)",
@@ -315,6 +377,11 @@ def _server_checks(
             "RSS bounded by max_tracebacks, not growing with errors",
             f"second half of the run: ipdebug +{growth_ipdebug:.0f} MiB, Werkzeug +{growth_werkzeug:.0f} MiB",
             growth_ipdebug < 10,
+        ),
+        (
+            "RSS flat under distinct large forwarding headers",
+            f"+{header_growth:.0f} MiB",
+            header_growth < 10,
         ),
         (
             "enable/disable seen by every worker in ≤ 1 s",

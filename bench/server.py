@@ -6,6 +6,7 @@ worker.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import itertools
 import os
 import re
@@ -48,7 +49,11 @@ class Server:
 
 @contextlib.contextmanager
 def gunicorn(
-    app: str, *args: str, ipdebug_hooks: bool, allow: str = "127.0.0.1"
+    app: str,
+    *args: str,
+    ipdebug_hooks: bool,
+    allow: str = "127.0.0.1",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """gunicorn on a free loopback port; always stopped."""
     state = tempfile.mkdtemp(prefix="ipdebug-bench-server-")
@@ -61,6 +66,7 @@ def gunicorn(
         "PYTHONPATH": str(ROOT),
         "IPDEBUG_FLAG": flag,
         "IPDEBUG_ALLOW": allow,
+        **(extra_env or {}),
     }
     command = [
         sys.executable,
@@ -192,6 +198,8 @@ class Memory:
     requests: list[int]
     ipdebug_mib: list[float]
     werkzeug_mib: list[float]
+    #: RSS before and after requests with large forwarding headers.
+    headers_mib: tuple[float, float] = (0.0, 0.0)
 
 
 def memory(*, total: int, steps: int = 4) -> Memory:
@@ -249,6 +257,46 @@ def capture_memory(*, total: int, steps: int = 4) -> CaptureMemory:
         time.sleep(0.5)
         after = rss_kib(pid) / 1024
     return CaptureMemory(marks, series, after, 50)
+
+
+def header_memory(*, requests: int, lines: int = 40) -> tuple[float, float]:
+    """Worker RSS (MiB) before and after ``requests`` requests straight to
+    gunicorn, each with ``lines`` distinct 8 KB ``X-Forwarded-For`` lines
+    (gunicorn joins them into one value), from a peer that is not a
+    trusted proxy, while a window is open for someone else (issue 11,
+    finding 2: the gate used to keep every value).
+    """
+    with gunicorn(
+        "bench.apps:server_app",
+        "-w",
+        "1",
+        ipdebug_hooks=True,
+        allow="10.1.1.1",
+        extra_env={"IPDEBUG_TRUSTED_PROXIES": "10.9.9.9"},
+    ) as wrapped:
+        ipdebug.enable("1h", allow=["10.1.1.1"], flag=wrapped.flag, environ={})
+        time.sleep(1.1)
+        (pid,) = wrapped.worker_pids()
+
+        def get(i: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", wrapped.port, timeout=30)
+            try:
+                conn.putrequest("GET", "/")
+                for line in range(lines):
+                    conn.putheader("X-Forwarded-For", f"{i:06d}{line:03d}" + "1" * 8000)
+                conn.endheaders()
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"unexpected {response.status}")
+            finally:
+                conn.close()
+
+        get(-1)
+        before = rss_kib(pid) / 1024
+        for i in range(requests):
+            get(i)
+        return before, rss_kib(pid) / 1024
 
 
 def probe(port: int) -> tuple[int, bool]:

@@ -33,6 +33,7 @@ with atheris.instrument_imports(include=["ipdebug"]):
     from ipdebug.address import (
         Networks,
         forwarded_for,
+        forwarded_from_right,
         parse_address,
         parse_hop,
         resolve_client,
@@ -126,7 +127,9 @@ def check_request(environ: dict[str, object], proxies: Networks | None) -> None:
     if isinstance(xff, str):
         hops: list[str] = xff.split(",")
     elif isinstance(fwd, str):
-        hops = forwarded_for(fwd) or []
+        # Read from the right: a malformed element left of the client is
+        # never read, so only the elements up to the client are hops.
+        hops = [h for h in forwarded_from_right(fwd) if h is not None]
     else:
         raise AssertionError(f"{what} is {client!r} without a header")
     if client not in (parse_hop(h) for h in hops):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from .errors import ConfigError
 
@@ -33,6 +33,15 @@ _ZONE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 #: HTTP's own whitespace; ``str.strip()`` would also remove Unicode spaces
 #: that make an entry malformed.
 _HTTP_SPACE = " \t"
+#: An RFC 9110 token: the name of a ``Forwarded`` parameter.
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", re.ASCII)
+
+#: The longest ``X-Forwarded-For`` or ``Forwarded`` value ipdebug reads, in
+#: characters (WSGI strings hold one byte per character). Ten hops of
+#: ``[IPv6]:port`` take about 500 in ``X-Forwarded-For`` and, with ``by=``,
+#: ``proto=`` and ``host=``, about 1,500 in ``Forwarded``; a longer value
+#: means *denied*. It also bounds what the gate caches per request.
+MAX_FORWARDED_LENGTH = 2048
 
 
 def parse_address(value: object) -> IPAddress | None:
@@ -188,69 +197,89 @@ def _parse_network(
 
 def forwarded_for(value: str) -> list[str] | None:
     """Return the ``for=`` values of an RFC 7239 ``Forwarded`` header, left
-    to right, or ``None`` when the header is malformed or an element has no
-    ``for=`` (a hop we cannot account for).
+    to right, or ``None`` when an element is malformed or has no ``for=``
+    (a hop we cannot account for). The whole header is read; the gate reads
+    only as far as it needs, with :func:`forwarded_from_right`.
     """
     hops: list[str] = []
-    for element in _split_unquoted(value, ","):
-        found: str | None = None
-        for pair in _split_unquoted(element, ";"):
-            name, sep, raw = pair.strip(_HTTP_SPACE).partition("=")
-            if not sep:
-                return None
-            if name.strip(_HTTP_SPACE).lower() != "for":
-                continue
-            if found is not None:
-                return None
-            unquoted = _unquote(raw.strip(_HTTP_SPACE))
-            if unquoted is None:
-                return None
-            found = unquoted
-        if found is None:
+    for hop in forwarded_from_right(value):
+        if hop is None:
             return None
-        hops.append(found)
+        hops.append(hop)
+    hops.reverse()
     return hops
 
 
-def _split_unquoted(value: str, sep: str) -> list[str]:
-    parts: list[str] = []
-    start = 0
-    quoted = False
-    escaped = False
-    for i, char in enumerate(value):
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == sep and not quoted:
-            parts.append(value[start:i])
-            start = i + 1
-    parts.append(value[start:])
-    # An unclosed quote is malformed: return one part that _unquote rejects.
-    return ['"'] if quoted else parts
+def forwarded_from_right(value: str) -> Iterator[str | None]:
+    """Yield the ``for=`` values of a ``Forwarded`` header from the right,
+    one element at a time, and ``None`` (then stop) for a malformed element.
+
+    Elements end at commas outside quoted strings, quotes being paired from
+    the right, so reading the last element costs the same whatever the
+    client wrote to the left of it. An element holding a backslash is
+    malformed: RFC 7239 allows quoted-pairs, but no address needs one, and
+    without them quotes pair the same way from either end.
+    """
+    end = len(value)
+    while True:
+        start = _part_start(value, end, ",")
+        if start < 0:
+            yield None
+            return
+        hop = _element_for(value[start:end])
+        yield hop
+        if hop is None or start == 0:
+            return
+        end = start - 1
 
 
-def _unquote(value: str) -> str | None:
-    if not value.startswith('"'):
-        return value if '"' not in value and value else None
-    if len(value) < 2 or not value.endswith('"'):
+def _part_start(value: str, end: int, sep: str) -> int:
+    """Where the last ``sep``-separated part of ``value[:end]`` starts
+    (quotes paired from the right), or -1 for an unclosed quote. The scan
+    never goes left of that part's separator.
+    """
+    while True:
+        found = value.rfind(sep, 0, end)
+        quote = value.rfind('"', found + 1, end)
+        if quote == -1:
+            return found + 1
+        end = value.rfind('"', 0, quote)
+        if end == -1:
+            return -1
+
+
+def _element_for(element: str) -> str | None:
+    """The ``for=`` value of one element, or ``None`` when it has none, has
+    two, or a pair that is not ``token=value`` or ``token="quoted"`` (with
+    spaces and tabs allowed around ``=`` and ``;``)."""
+    if "\\" in element:
         return None
-    inner = value[1:-1]
-    out: list[str] = []
-    escaped = False
-    for char in inner:
-        if escaped:
-            out.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == '"':
+    found: str | None = None
+    end = len(element)
+    while True:
+        start = _part_start(element, end, ";")
+        if start < 0:
             return None
+        name, sep, raw = element[start:end].partition("=")
+        name = name.strip(_HTTP_SPACE)
+        raw = raw.strip(_HTTP_SPACE)
+        if not sep or not _TOKEN_RE.fullmatch(name):
+            return None
+        if raw.startswith('"'):
+            if len(raw) < 2 or not raw.endswith('"') or '"' in raw[1:-1]:
+                return None
+            text: str | None = raw[1:-1]
         else:
-            out.append(char)
-    return None if escaped else "".join(out)
+            text = None if '"' in raw else raw
+        if text is None:
+            return None
+        if name.lower() == "for":
+            if found is not None or not (text or raw):
+                return None
+            found = text
+        if start == 0:
+            return found
+        end = start - 1
 
 
 def resolve_client(
@@ -262,8 +291,9 @@ def resolve_client(
     headers are ignored. With them, and only when ``REMOTE_ADDR`` is a trusted
     proxy, ``X-Forwarded-For`` (or ``Forwarded: for=``) is walked from the
     right, skipping trusted proxies; the client is the first address that is
-    not one. A malformed entry, both headers at once, or a chain made only of
-    proxies gives ``None``.
+    not one, and nothing left of it is read. A malformed entry on the way, a
+    header longer than :data:`MAX_FORWARDED_LENGTH`, both headers at once, or
+    a chain made only of proxies gives ``None``.
     """
     peer = parse_address(environ.get("REMOTE_ADDR"))
     if peer is None or not trusted_proxies or peer not in trusted_proxies:
@@ -272,18 +302,24 @@ def resolve_client(
     fwd = environ.get("HTTP_FORWARDED")
     if xff is not None and fwd is not None:
         return None
-    if isinstance(xff, str):
-        hops: list[str] | None = xff.split(",")
-    elif isinstance(fwd, str):
-        hops = forwarded_for(fwd)
-    else:
+    header = fwd if xff is None else xff
+    if not isinstance(header, str) or len(header) > MAX_FORWARDED_LENGTH:
         return None
-    if hops is None:
-        return None
-    for hop in reversed(hops):
-        addr = parse_hop(hop)
+    hops = _xff_from_right(header) if xff is not None else forwarded_from_right(header)
+    for hop in hops:
+        addr = None if hop is None else parse_hop(hop)
         if addr is None:
             return None
         if addr not in trusted_proxies:
             return addr
     return None
+
+
+def _xff_from_right(value: str) -> Iterator[str]:
+    end = len(value)
+    while True:
+        start = value.rfind(",", 0, end) + 1
+        yield value[start:end]
+        if start == 0:
+            return
+        end = start - 1

@@ -16,7 +16,13 @@ with ``X-IPDebug-Break: 1`` waits (bounded) for the IDE and stops at a
 breakpoint just before the app handles it.
 
 **Security:** only requests that passed the gate can start a debugger. The
-pdb socket is reachable only by the app's user. debugpy's port has no
+pdb socket is reachable only by the app's user, and both ends check the
+other: the session accepts only a terminal of this user or root
+(``SO_PEERCRED``, refusals audited as ``attach.refused``), and ``ipdebug
+attach`` connects only to a socket in a private directory (mode 0700, this
+user's, not a symbolic link) served by this user or root, so a local user
+who planted ``attach/`` sees nothing the operator types and cannot write to
+the operator's terminal. debugpy's port has no
 authentication: **any local user can attach while it listens**, and debugpy
 cannot stop listening; ipdebug therefore starts it only where it can recycle
 the worker when the window ends (gunicorn), and refuses otherwise.
@@ -36,7 +42,14 @@ import typing as t
 from collections.abc import Callable
 
 from .audit import Auditor, logger
-from .private import listen, private_directory
+from .private import (
+    NotPrivate,
+    check_directory,
+    connect,
+    listen,
+    peer_problem,
+    private_directory,
+)
 
 #: An attached pdb session that sees no input for this long ends.
 IDLE_TIMEOUT = 600.0
@@ -77,7 +90,6 @@ def post_mortem(
         directory, f"{os.getpid()}-{next(_counter)}.sock", backlog=1
     )
     try:
-        listener.settimeout(wait)
         audit(
             "attach.waiting",
             client,
@@ -85,9 +97,8 @@ def post_mortem(
             socket=os.path.basename(path),
             wait=wait,
         )
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
+        conn = _accept_own(listener, time.monotonic() + wait, audit, client)
+        if conn is None:
             audit("attach.timeout", client, debugger="pdb")
             return False
     finally:
@@ -122,6 +133,26 @@ def post_mortem(
                 stream.close()
         audit("attach.ended", client, debugger="pdb")
     return True
+
+
+def _accept_own(
+    listener: socket.socket, deadline: float, audit: Auditor, client: str
+) -> socket.socket | None:
+    """The first connection from a process of this user (or root) before
+    ``deadline``; others are audited and closed unread.
+    """
+    while (left := deadline - time.monotonic()) > 0:
+        listener.settimeout(left)
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            return None
+        problem = peer_problem(conn)
+        if problem is None:
+            return conn
+        conn.close()
+        audit("attach.refused", client, debugger="pdb", reason=f"the peer {problem}")
+    return None
 
 
 class Debugpy:
@@ -211,8 +242,13 @@ class Debugpy:
 
 
 def sessions(directory: str) -> list[str]:
-    """Waiting pdb sockets and debugpy port files, newest first."""
+    """Waiting pdb sockets and debugpy port files, newest first.
+
+    :raises NotPrivate: when ``directory`` is another user's, open to
+        others or a symbolic link (whatever is in it could be planted).
+    """
     try:
+        check_directory(directory)
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
@@ -231,7 +267,23 @@ def attach_terminal(
 ) -> int:
     """``ipdebug attach``: wait for a pdb session and bridge this terminal
     to it; for debugpy, print where it listens. Returns an exit code.
+
+    **Security:** a directory or a session another user controls is
+    refused (one line naming it and the fix, exit code 1) before anything
+    is read from it or sent to it.
     """
+    try:
+        return _attach(directory, wait=wait, stdin=stdin, stdout=stdout)
+    except NotPrivate as exc:
+        print(
+            f"ipdebug: refused to attach: {exc}; remove {directory} (rm -r) and keep "
+            "the flag in a private directory (the default ~/.local/state/ipdebug)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _attach(directory: str, *, wait: float, stdin: t.TextIO, stdout: t.TextIO) -> int:
     deadline = time.monotonic() + wait
     while True:
         found = sessions(directory)
@@ -246,7 +298,8 @@ def attach_terminal(
         time.sleep(0.1)
     target = found[0]
     if target.endswith(".debugpy"):
-        with open(target) as f:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd) as f:
             info = json.load(f)
         print(
             f"debugpy listens on 127.0.0.1:{info['port']} in pid {info['pid']}.\n"
@@ -255,8 +308,17 @@ def attach_terminal(
             file=stdout,
         )
         return 0
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.connect(target)
+    try:
+        sock = connect(directory, os.path.basename(target), timeout=5.0)
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(
+            f"ipdebug: the session {target} ended before this terminal attached; "
+            "run ipdebug attach again",
+            file=sys.stderr,
+        )
+        return 1
+    with sock:
+        sock.settimeout(None)
         print(
             f"ipdebug: attached to {os.path.basename(target)} (c continues the request, q quits)",
             file=stdout,

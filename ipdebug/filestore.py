@@ -7,8 +7,14 @@ either, and concurrent ``enable`` runs end with the last complete flag.
 Reading trusts the file only when nobody but its owner could have written it:
 it must be a regular file (not a symlink, directory or FIFO), owned by this
 process's user or root, not writable by group or others, in a directory with
-the same properties (a sticky ``/tmp``-like directory is fine). Anything else
+the same properties (a real directory, not a symbolic link). Anything else
 raises :class:`~ipdebug.errors.FlagError`, which the middleware treats as off.
+
+**Security:** a directory shared with other users is refused even when it is
+sticky (``/tmp`` itself): the sockets, the audit trail and the PIN counters
+live beside the flag, and another user could create them first. ``enable``
+creates missing directories with mode 0700 and never through a symbolic
+link.
 
 Failed PIN attempts are counted in a file beside the flag, one byte appended
 per failure (``O_APPEND`` writes are atomic), so every worker sees the same
@@ -28,6 +34,7 @@ import tempfile
 
 from .errors import FlagError, FlagWriteError
 from .flag import Window
+from .private import NotPrivate, make_directories
 
 #: Larger flags are refused unread.
 MAX_FLAG_BYTES = 64 * 1024
@@ -43,6 +50,10 @@ _KINDS = (
 )
 
 _StatKey = tuple[int, ...]
+
+_FLAG_FIX = (
+    "; set IPDEBUG_FLAG (or --flag) to a path in a private directory of this user"
+)
 
 
 class FileFlagStore:
@@ -65,7 +76,7 @@ class FileFlagStore:
 
     def load(self, now: float) -> Window | None:
         try:
-            dir_st = os.stat(self.directory)
+            dir_st = os.lstat(self.directory)
             st = os.lstat(self.path)
         except FileNotFoundError:
             self._key = self._cached = None
@@ -166,17 +177,20 @@ class FileFlagStore:
 
     def _prepare_directory(self) -> None:
         try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            dir_st = os.stat(self.directory)
+            make_directories(self.directory, check=unsafe_directory)
+        except NotPrivate as exc:
+            if exc.problem == "is not a directory":
+                problem = f"cannot create {exc.path}: it exists and is not a directory"
+            else:
+                problem = str(exc)
+            fix = "" if "private directory" in problem else _FLAG_FIX
+            raise FlagWriteError(self.path, problem + fix) from None
         except OSError as exc:
             raise FlagWriteError(
                 self.path,
                 f"cannot create {self.directory}: {exc.strerror}; "
                 "set IPDEBUG_FLAG (or --flag) to a path this user can write",
             ) from None
-        problem = unsafe_directory(dir_st)
-        if problem:
-            raise FlagWriteError(self.path, f"{self.directory} {problem}")
 
     # PIN failures, shared by every process using this flag
 
@@ -218,33 +232,93 @@ class FileFlagStore:
         0600), rotated to ``audit.log.1`` past :data:`MAX_AUDIT_BYTES`.
         Lines are written with one ``O_APPEND`` write each, so processes
         do not interleave them.
+
+        **Security:** the trail is opened without following a symbolic link
+        and written only when it is a regular file of this user (or root)
+        that group and others cannot write; a trail planted by another user
+        is refused, and nothing is written to it.
+
+        :raises OSError: when the trail cannot be written or is refused
+            (:class:`~ipdebug.private.NotPrivate`).
         """
         line = (json.dumps(record, default=str, ensure_ascii=True) + "\n").encode()
         path = self.audit_path
-        with contextlib.suppress(FileNotFoundError):
-            if os.lstat(path).st_size + len(line) > MAX_AUDIT_BYTES:
-                os.replace(path, path + ".1")
-        fd = os.open(
-            path,
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-        )
+        fd = _open_audit(path)
         try:
+            size = os.fstat(fd).st_size
+            if size and size + len(line) > MAX_AUDIT_BYTES:
+                _rotate(path)
+                os.close(fd)
+                fd = -1
+                fd = _open_audit(path)
             _write_all(fd, line)
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+
+
+def _open_audit(path: str) -> int:
+    """Open (or create, 0600) the trail for appending, and check it."""
+    try:
+        fd = os.open(
+            path,
+            os.O_WRONLY
+            | os.O_APPEND
+            | os.O_CREAT
+            | os.O_NOFOLLOW
+            | os.O_NONBLOCK  # a planted FIFO must not block the writer
+            | os.O_CLOEXEC,
+            0o600,
+        )
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotPrivate(path, "is a symbolic link; remove it") from None
+        raise
+    try:
+        problem = _unsafe_file(os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    if problem:
+        os.close(fd)
+        raise NotPrivate(path, f"{problem}; remove it (the next event creates it)")
+    return fd
+
+
+def _rotate(path: str) -> None:
+    """Move the full trail to ``.1``, replacing only a previous trail of
+    this user (a planted ``.1`` stops the rotation, and so the writes).
+    """
+    old = path + ".1"
+    with contextlib.suppress(FileNotFoundError):
+        problem = _unsafe_file(os.lstat(old))
+        if problem:
+            raise NotPrivate(old, f"{problem}; remove it")
+    os.replace(path, old)
 
 
 def unsafe_directory(st: os.stat_result) -> str | None:
-    """Why a flag directory must not be trusted, or ``None`` (the store's
-    rule, also used by ``ipdebug doctor``).
+    """Why a flag directory (from :func:`os.lstat`) must not be trusted, or
+    ``None`` (the store's rule, also used by ``ipdebug doctor``).
+
+    A directory that others can write is refused even when it is sticky,
+    as ``/tmp`` is: another user could create the socket directories and
+    the audit trail beside the flag before the first window.
     """
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link; point IPDEBUG_FLAG at the real directory"
     if not stat.S_ISDIR(st.st_mode):
         return "is not a directory"
     if st.st_uid not in (os.geteuid(), 0):
         return f"is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
-    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+    if st.st_mode & 0o022:
         mode = stat.S_IMODE(st.st_mode)
+        if st.st_mode & stat.S_ISVTX:
+            return (
+                f"is shared with other users (mode {mode:04o}, like /tmp); put the "
+                "flag in a private directory, such as the default "
+                "~/.local/state/ipdebug or one made by mktemp -d"
+            )
         return f"is writable by group or others (mode {mode:04o}); run chmod 700 on it"
     return None
 

@@ -11,8 +11,11 @@ gate and the full secret, and answers.
 
 **Security:** requests are never forwarded over TCP (any local user could
 connect to a loopback port). Only processes of the same user can open the
-socket; the owner also checks the peer's uid with ``SO_PEERCRED`` and gates
-the forwarded request again before answering. The socket is closed and
+socket. Both ends check the directory (a real directory of this user, mode
+0700) and the process at the other end (``SO_PEERCRED``: this user or
+root): a forwarder never sends a request, which may carry the PIN, to a
+socket another user planted, and never serves its answer. The owner also
+gates the forwarded request again before answering. The socket is closed and
 removed when the window ends (a thread checks every second) and at process
 exit.
 """
@@ -24,7 +27,6 @@ import contextlib
 import json
 import os
 import socket
-import stat
 import struct
 import threading
 import time
@@ -32,7 +34,7 @@ import typing as t
 import weakref
 
 from .audit import logger
-from .private import listen
+from .private import NotPrivate, check_directory, connect, listen, peer_problem
 
 #: Longest wait for the owner to answer (a console command may be slow).
 RELAY_TIMEOUT = 30.0
@@ -180,7 +182,11 @@ class Relay:
         try:
             with conn:
                 conn.settimeout(RELAY_TIMEOUT)
-                if not _same_user(conn):
+                problem = peer_problem(conn)
+                if problem:
+                    logger.warning(
+                        "ipdebug refused a relay connection: the peer %s", problem
+                    )
                     return
                 environ = json.loads(_recv_frame(conn, _MAX_REQUEST))
                 if not isinstance(environ, dict):
@@ -210,22 +216,32 @@ class Relay:
         """Send a request to process ``pid`` and return its answer.
 
         :raises OwnerGone: when nothing listens for that pid.
+        :raises NotPrivate: when the socket's directory, or the process
+            listening on it, is another user's: nothing was sent.
         """
         request = {
             key: environ[key]
             for key in FORWARDED_KEYS
             if isinstance(environ.get(key), str)
         }
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(RELAY_TIMEOUT)
-            path = self.path_for(pid)
-            try:
-                sock.connect(path)
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
-                if isinstance(exc, ConnectionRefusedError):
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)  # left by a worker that was killed
-                raise OwnerGone(pid) from None
+        name = f"{pid}.sock"
+        try:
+            sock = connect(self.directory, name, timeout=RELAY_TIMEOUT)
+        except NotPrivate as exc:
+            self._report(
+                f"ipdebug refused to relay a console request: {exc}; remove "
+                f"{self.directory} (the app creates it again) and keep the flag "
+                "in a private directory"
+            )
+            raise
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            if isinstance(exc, ConnectionRefusedError):
+                # Left by a worker that was killed; the directory was
+                # checked, so this removes nobody else's file.
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path_for(pid))
+            raise OwnerGone(pid) from None
+        with sock:
             _send_frame(sock, json.dumps(request).encode())
             head = json.loads(_recv_frame(sock, _MAX_REQUEST))
             body = _recv_frame(sock, _MAX_RESPONSE)
@@ -249,13 +265,13 @@ def ask_all(
     seconds in all. Returns ``(pid, answer)`` per process, where a process
     that did not answer in time, or answered wrongly, has a one-line reason
     instead of an answer. Sockets left by processes that exited are removed.
-    A directory that is missing, or not private to this user, gives ``[]``.
+    A directory that is missing, or not private to this user, gives ``[]``:
+    nothing is sent to a socket another user could have planted.
     """
-    if not _private(directory):
-        return []
     try:
+        check_directory(directory)
         names = os.listdir(directory)
-    except OSError:
+    except (OSError, NotPrivate):
         return []
     pids = sorted(
         int(name[:-5])
@@ -267,11 +283,11 @@ def ask_all(
 
     def ask(pid: int) -> None:
         try:
-            answer: Answer | str = _ask(
-                os.path.join(directory, f"{pid}.sock"), data, timeout
-            )
+            answer: Answer | str = _ask(directory, pid, data, timeout)
         except OwnerGone:
             return  # exited: nothing of it is left to ask about
+        except NotPrivate as exc:
+            answer = f"was not asked ({exc})"
         except TimeoutError:
             answer = f"did not answer within {timeout:g} s"
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -297,66 +313,25 @@ def ask_all(
     return answers
 
 
-def _private(directory: str) -> bool:
-    """Whether ``directory`` is this user's, mode 0700 (as ``listen``
-    makes it): only then are its sockets ours.
+def _ask(directory: str, pid: int, data: bytes, timeout: float) -> Answer:
+    """One message to process ``pid``'s socket; its answer.
+
+    :raises OwnerGone: nothing listens there (a refused socket is removed).
+    :raises NotPrivate: the directory or the peer is another user's.
     """
     try:
-        st = os.lstat(directory)
-    except OSError:
-        return False
-    return (
-        stat.S_ISDIR(st.st_mode)
-        and st.st_uid == os.geteuid()
-        and not stat.S_IMODE(st.st_mode) & 0o077
-    )
-
-
-def _ask(path: str, data: bytes, timeout: float) -> Answer:
-    """One message to one process's socket; its answer.
-
-    :raises OwnerGone: nothing listens there (the stale socket is removed).
-    """
-    with _connect(path, timeout) as sock:
-        if not _same_user(sock):
-            raise ValueError("the socket belongs to another user")
+        sock = connect(directory, f"{pid}.sock", timeout=timeout)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        if isinstance(exc, ConnectionRefusedError):
+            # Left by a worker that was killed; the directory was checked.
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, f"{pid}.sock"))
+        raise OwnerGone(pid) from None
+    with sock:
         _send_frame(sock, data)
         head = json.loads(_recv_frame(sock, _MAX_REQUEST))
         body = _recv_frame(sock, _MAX_RESPONSE)
     return str(head["status"]), [(str(k), str(v)) for k, v in head["headers"]], body
-
-
-def _connect(path: str, timeout: float) -> socket.socket:
-    """A connected socket to ``path``.
-
-    :raises OwnerGone: nothing listens there (a refused socket is removed).
-    """
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        sock.close()
-        if isinstance(exc, ConnectionRefusedError):
-            with contextlib.suppress(OSError):
-                os.unlink(path)  # left by a worker that was killed
-        raise OwnerGone(path) from None
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _same_user(conn: socket.socket) -> bool:
-    so_peercred = getattr(socket, "SO_PEERCRED", None)
-    if so_peercred is None:
-        return True  # not Linux: the 0700 directory and 0600 socket decide
-    creds = conn.getsockopt(socket.SOL_SOCKET, so_peercred, struct.calcsize("3i"))
-    _, uid, _ = struct.unpack("3i", creds)
-    if uid not in (os.geteuid(), 0):
-        logger.warning("ipdebug refused a relay connection from uid %d", uid)
-        return False
-    return True
 
 
 def _send_answer(conn: socket.socket, answer: Answer) -> None:

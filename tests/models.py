@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -124,49 +124,72 @@ def hop(text: str) -> Address | None:
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PAIR = re.compile(
     rf"[ \t]*(?P<name>{_TOKEN})[ \t]*=[ \t]*"
-    r'(?:"(?P<quoted>(?:[^"\\]|\\[\s\S])*)"|(?P<bare>[^;,"]*))[ \t]*'
+    r'(?:"(?P<quoted>[^"]*)"|(?P<bare>[^;,"]*))[ \t]*'
 )
-_ESCAPE = re.compile(r"\\([\s\S])")
+
+#: README, "The client address": a forwarding header longer than this many
+#: characters is denied (when it is read at all).
+MAX_FORWARDED_LENGTH = 2048
 
 
-def forwarded_for(header: str) -> list[str] | None:
-    """The ``for=`` values of a ``Forwarded`` header, left to right, or
-    ``None`` when it cannot be read. *Ambiguous*: the README says only that
-    a malformed entry means denied and that entries left of the client are
-    never read; but the elements can only be told apart by reading the
-    whole header, so (as the ``forwarded_for`` docstring says) a header
-    that does not parse, an element without ``for=`` or with two, an empty
-    ``for=``, an empty element or pair are malformed wherever they are.
-    Lenient where proxies often are: spaces and tabs around ``=`` and ``;``,
-    and unquoted values holding ``:`` and ``[]`` (RFC 7239 wants them
-    quoted).
+def forwarded_elements(header: str) -> Iterator[str | None]:
+    """The elements of a ``Forwarded`` header from the right, ``None`` for
+    an unclosed quote. README: the header is read from the right and
+    nothing left of the client is read, so commas are found by walking
+    right to left, a ``"`` opening (from the right) a quoted string that the
+    next ``"`` closes.
     """
-    hops: list[str] = []
+    element: list[str] = []
+    quoted = False
+    for char in reversed(header):
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            yield "".join(reversed(element))
+            element = []
+            continue
+        element.append(char)
+    yield None if quoted else "".join(reversed(element))
+
+
+def element_for(element: str) -> str | None:
+    """The ``for=`` value of one element, or ``None`` when it cannot be
+    read: no ``for=`` or two, an empty bare ``for=``, an empty pair, a pair
+    that does not parse. *Ambiguous*: README says quoted-pairs (``\\``) are
+    refused in an element that is read (no address needs one). Lenient where
+    proxies often are: spaces and tabs around ``=`` and ``;``, and unquoted
+    values holding ``:`` and ``[]`` (RFC 7239 wants them quoted).
+    """
+    if "\\" in element:
+        return None
     found: str | None = None
     pos = 0
     while True:
-        pair = _PAIR.match(header, pos)
+        pair = _PAIR.match(element, pos)
         if pair is None:
             return None
         if pair["name"].lower() == "for":
             quoted = pair["quoted"]
-            value = _ESCAPE.sub(r"\1", quoted) if quoted is not None else pair["bare"]
+            value = quoted if quoted is not None else pair["bare"]
             if found is not None or (quoted is None and not value.strip(OWS)):
                 return None
             found = value
         pos = pair.end()
-        if pos < len(header) and header[pos] == ";":
-            pos += 1
-            continue
-        if found is None:
-            return None
-        hops.append(found)
-        found = None
-        if pos == len(header):
-            return hops
-        if header[pos] != ",":
+        if pos == len(element):
+            return found
+        if element[pos] != ";":
             return None
         pos += 1
+
+
+def forwarded_for(header: str) -> Iterator[str | None]:
+    """The ``for=`` values of a ``Forwarded`` header from the right, ending
+    with ``None`` at the first element that cannot be read."""
+    for element in forwarded_elements(header):
+        value = None if element is None else element_for(element)
+        yield value
+        if value is None:
+            return
 
 
 # The client, the allowlists, the Host.
@@ -177,8 +200,9 @@ def client(
 ) -> Address | None:
     """README, "The client address": ``REMOTE_ADDR`` unless it is a trusted
     proxy; then the first address from the right of the forwarding header
-    that is not a trusted proxy. A malformed entry on the way, both headers,
-    no header, or only proxies: no client.
+    that is not a trusted proxy. A malformed entry on the way, a header
+    longer than ``MAX_FORWARDED_LENGTH``, both headers, no header, or only
+    proxies: no client.
     """
     peer = address(environ.get("REMOTE_ADDR"))
     if peer is None or not proxies or not member(peer, proxies):
@@ -189,15 +213,15 @@ def client(
     if len(present) != 1:
         return None
     value = environ[present[0]]
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_FORWARDED_LENGTH:
         return None
-    entries = value.split(",") if present[0] == "HTTP_X_FORWARDED_FOR" else None
-    if entries is None:
-        entries = forwarded_for(value)
-        if entries is None:
-            return None
-    for entry in entries[::-1]:
-        addr = hop(entry)
+    entries: Iterable[str | None] = (
+        value.split(",")[::-1]
+        if present[0] == "HTTP_X_FORWARDED_FOR"
+        else forwarded_for(value)
+    )
+    for entry in entries:
+        addr = None if entry is None else hop(entry)
         if addr is None:
             return None
         if not member(addr, proxies):

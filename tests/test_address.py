@@ -5,6 +5,7 @@ import ipaddress
 import pytest
 
 from ipdebug.address import (
+    MAX_FORWARDED_LENGTH,
     Networks,
     forwarded_for,
     parse_address,
@@ -103,7 +104,18 @@ def test_parse_hop(value: str, expected: str | None) -> None:
         pytest.param("for", None, id="no-equals"),
         pytest.param("for=", None, id="empty-value"),
         pytest.param('for=a"b', None, id="stray-quote"),
-        pytest.param('for="a\\"b"', ['a"b'], id="escaped-quote"),
+        pytest.param('for="a\\"b"', None, id="quoted-pair-refused"),
+        pytest.param('for="a\\b"', None, id="backslash-refused"),
+        pytest.param(
+            'for="[2001:db8::1]:80";by="a;b,c", for=10.0.0.1',
+            ["[2001:db8::1]:80", "10.0.0.1"],
+            id="separators-in-quotes",
+        ),
+        pytest.param("for=10.0.0.1,", None, id="empty-last-element"),
+        pytest.param("for=10.0.0.1;", None, id="empty-last-pair"),
+        pytest.param("x y=1;for=10.0.0.1", None, id="name-not-a-token"),
+        pytest.param('for = "10.0.0.1" ; proto=http', ["10.0.0.1"], id="spaces"),
+        pytest.param('for="10.0.0.1"x', None, id="text-after-quote"),
     ],
 )
 def test_forwarded_for(header: str, expected: list[str] | None) -> None:
@@ -298,6 +310,50 @@ PROXIES = Networks(["127.0.0.1", "10.0.0.0/8"], setting="trusted_proxies")
             PROXIES,
             "203.0.113.7",
             id="mapped-proxy-and-client",
+        ),
+        pytest.param(
+            {
+                "REMOTE_ADDR": "127.0.0.1",
+                "HTTP_FORWARDED": 'for="x\\"y, for=\x00, for=203.0.113.7',
+            },
+            PROXIES,
+            "203.0.113.7",
+            id="forwarded-garbage-left-of-client-never-read",
+        ),
+        pytest.param(
+            {
+                "REMOTE_ADDR": "127.0.0.1",
+                "HTTP_X_FORWARDED_FOR": " " * (MAX_FORWARDED_LENGTH - 11)
+                + "203.0.113.7",
+            },
+            PROXIES,
+            "203.0.113.7",
+            id="xff-at-the-cap",
+        ),
+        pytest.param(
+            {
+                "REMOTE_ADDR": "127.0.0.1",
+                "HTTP_X_FORWARDED_FOR": " " * (MAX_FORWARDED_LENGTH - 10)
+                + "203.0.113.7",
+            },
+            PROXIES,
+            None,
+            id="xff-over-the-cap",
+        ),
+        pytest.param(
+            {
+                "REMOTE_ADDR": "127.0.0.1",
+                "HTTP_FORWARDED": " " * (MAX_FORWARDED_LENGTH - 14) + "for=203.0.113.7",
+            },
+            PROXIES,
+            None,
+            id="forwarded-over-the-cap",
+        ),
+        pytest.param(
+            {"REMOTE_ADDR": "203.0.113.9", "HTTP_X_FORWARDED_FOR": "," * 10_000},
+            PROXIES,
+            "203.0.113.9",
+            id="over-the-cap-from-a-non-proxy-is-not-read",
         ),
         pytest.param({"REMOTE_ADDR": ""}, PROXIES, None, id="unix-socket-gunicorn"),
         pytest.param({"REMOTE_ADDR": None}, None, None, id="proxy-protocol-local"),

@@ -31,6 +31,7 @@ def test_benchmark_quick_mode_writes_every_table(tmp_path: Path) -> None:
         "## Targets",
         "## Per request, in process",
         "### Allowlist size",
+        "### Hostile forwarding headers",
         "### Throughput",
         "### Worker memory",
         "### From `ipdebug enable`/`disable` to every worker",

@@ -463,7 +463,10 @@ def test_an_open_directory_without_a_flag_is_reported(flag: str, proc: Path) -> 
     finding = only(checks(flag, proc), "IPD031")
     assert finding.severity == "warning"
     assert "(mode 0770)" in finding.message
-    os.chmod(os.path.dirname(flag), 0o1777)  # sticky, like /tmp: fine
+    os.chmod(os.path.dirname(flag), 0o1777)  # sticky, like /tmp: refused too
+    finding = only(checks(flag, proc), "IPD031")
+    assert "is shared with other users (mode 1777, like /tmp)" in finding.message
+    os.chmod(os.path.dirname(flag), 0o700)
     assert checks(flag, proc) == []
 
 
@@ -549,6 +552,19 @@ def _rotated_writable(d: Path) -> None:
     os.chmod(d / "audit.log.1", 0o622)
 
 
+def _foreign_attach(d: Path) -> None:
+    if not ROOT:
+        pytest.skip("giving a file to another user needs root")
+    (d / "attach").mkdir(mode=0o700)
+    os.chown(d / "attach", 65534, 65534)
+
+
+def _foreign_audit(d: Path) -> None:
+    if not ROOT:
+        pytest.skip("giving a file to another user needs root")
+    os.chown(d / "audit.log", 65534, 65534)
+
+
 def _audit_symlink(d: Path) -> None:
     (d / "audit.log").unlink()
     (d / "audit.log").symlink_to("/dev/null")
@@ -557,11 +573,14 @@ def _audit_symlink(d: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "check", "value"),
     [
-        pytest.param(_open_relay, "IPD037", "relay is mode 0755", id="relay-open"),
+        pytest.param(_open_relay, "IPD037", "relay has mode 0755, not 0700", id="relay-open"),
+        pytest.param(lambda d: (d / "relay").symlink_to(d), "IPD037", "relay is a symbolic link", id="relay-symlink"),
+        pytest.param(_foreign_attach, "IPD037", "attach is owned by uid 65534", id="attach-foreign"),
         pytest.param(lambda d: (d / "attach").write_text(""), "IPD037", "attach is not a directory", id="attach-file"),
         pytest.param(lambda d: os.chmod(d / "audit.log", 0o644), "IPD038", "audit.log has mode 0644", id="audit-readable"),
         pytest.param(_rotated_writable, "IPD038", "audit.log.1 has mode 0622", id="old-audit-writable"),
         pytest.param(_audit_symlink, "IPD038", "is not a regular file", id="audit-symlink"),
+        pytest.param(_foreign_audit, "IPD038", "ipdebug refuses to write to it", id="audit-foreign"),
     ],
 )  # fmt: skip
 def test_files_beside_the_flag(

@@ -172,13 +172,58 @@ def test_not_a_regular_file(flag: str, tmp_path: Path) -> None:
         FileFlagStore(flag).load(time.time())
 
 
-def test_sticky_world_writable_directory_is_accepted(tmp_path: Path) -> None:
+def test_a_sticky_shared_directory_is_refused(tmp_path: Path) -> None:
+    # Like /tmp: another user could create relay/, attach/ and audit.log
+    # beside the flag before the first window (issue 11).
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o1777)
     flag = str(shared / "flag.json")
+    with pytest.raises(FlagWriteError) as refused:
+        write_flag(flag)
+    message = str(refused.value)
+    assert f"{shared} is shared with other users (mode 1777, like /tmp)" in message
+    assert "~/.local/state/ipdebug" in message and "mktemp -d" in message
+    assert os.listdir(shared) == []
+    # A flag put there by other means is off.
+    os.chmod(shared, 0o700)
     write_flag(flag)
-    assert FileFlagStore(flag).load(time.time()) is not None
+    os.chmod(shared, 0o1777)
+    with pytest.raises(FlagError, match="is shared with other users"):
+        FileFlagStore(flag).load(time.time())
+
+
+def test_a_symlinked_flag_directory_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    flag = str(tmp_path / "link" / "flag.json")
+    with pytest.raises(FlagWriteError, match="link is a symbolic link"):
+        write_flag(flag)
+    assert os.listdir(real) == []
+    write_flag(str(real / "flag.json"))
+    with pytest.raises(FlagError, match="is a symbolic link"):
+        FileFlagStore(flag).load(time.time())
+
+
+def test_missing_directories_are_created_private(tmp_path: Path) -> None:
+    flag = str(tmp_path / "a" / "b" / "flag.json")
+    write_flag(flag)
+    for d in (tmp_path / "a", tmp_path / "a" / "b"):
+        st = os.lstat(d)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+
+
+def test_no_directory_is_created_through_a_foreign_symlink(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "a").symlink_to(elsewhere)
+    os.lchown(tmp_path / "a", 65534, 65534)  # another user's link
+    if os.lstat(tmp_path / "a").st_uid != 65534:
+        pytest.skip("cannot give a symbolic link to another user here")
+    with pytest.raises(FlagWriteError, match="symbolic link of uid 65534"):
+        write_flag(str(tmp_path / "a" / "b" / "flag.json"))
+    assert os.listdir(elsewhere) == []
 
 
 def test_unreadable_directory_is_refused_not_raised(tmp_path: Path) -> None:

@@ -376,16 +376,21 @@ def forwarding_headers(draw: st.DrawFn) -> dict[str, object]:
     if which == "none":
         return {}
     hops = draw(HOPS)
-    raw = choice(draw, range(10)) == 0
+    raw = choice(draw, range(10))
+    # Junk left of a well-formed chain: the client's own text, never read
+    # past the client (raw == 1).
+    junk = draw(RAW_HEADER) + "," if raw == 1 else ""
     headers: dict[str, object] = {}
     if which in ("xff", "both"):
         headers["HTTP_X_FORWARDED_FOR"] = (
             draw(RAW_HEADER)
-            if raw
-            else choice(draw, (",", ", ", " ,", ",\t")).join(hops)
+            if raw == 0
+            else junk + choice(draw, (",", ", ", " ,", ",\t")).join(hops)
         )
     if which in ("fwd", "both"):
-        headers["HTTP_FORWARDED"] = draw(RAW_HEADER) if raw else forwarded(draw, hops)
+        headers["HTTP_FORWARDED"] = (
+            draw(RAW_HEADER) if raw == 0 else junk + forwarded(draw, hops)
+        )
     return headers
 
 

@@ -19,6 +19,7 @@ from ..errors import ConfigError, FlagError
 from ..filestore import unsafe_directory
 from ..flag import Window, open_store
 from ..pin import MAX_PIN_FAILURES
+from ..private import private_problem
 from .findings import Finding, _user, finding
 from .network import _everyone, window_allow
 
@@ -126,7 +127,7 @@ def check_files(location: str) -> list[Finding]:
     found: list[Finding] = []
     directory = os.path.dirname(location)
     try:
-        problem = unsafe_directory(os.stat(directory))
+        problem = unsafe_directory(os.lstat(directory))
     except OSError:
         return found
     if problem and not os.path.lexists(location):
@@ -134,24 +135,22 @@ def check_files(location: str) -> list[Finding]:
     for name, effect in _PRIVATE.items():
         path = state_directory(location, name)
         with contextlib.suppress(OSError):
-            st = os.lstat(path)
-            mode = stat.S_IMODE(st.st_mode)
-            if not stat.S_ISDIR(st.st_mode):
-                what = "not a directory"
-            elif st.st_uid != os.geteuid() or mode & 0o077:
-                what = f"mode {mode:04o}, owned by {_user(st.st_uid)}"
-            else:
-                continue
-            found.append(finding("IPD037", directory=path, what=what, effect=effect))
+            what = private_problem(os.lstat(path))
+            if what:
+                found.append(
+                    finding("IPD037", directory=path, what=what, effect=effect)
+                )
     for name in ("audit.log", "audit.log.1"):
         path = os.path.join(directory, name)
         with contextlib.suppress(OSError):
             st = os.lstat(path)
             mode = stat.S_IMODE(st.st_mode)
             if not stat.S_ISREG(st.st_mode):
-                problem = "is not a regular file: no event can be recorded in it"
-            elif mode & 0o077:
-                problem = f"has mode {mode:04o}: other users can read the console commands typed in windows, or write to it"
+                problem = "is not a regular file: ipdebug refuses to write to it, so no event is recorded"
+            elif st.st_uid not in (os.geteuid(), 0) or mode & 0o022:
+                problem = f"has mode {mode:04o} and belongs to {_user(st.st_uid)}: another user could have planted or changed it, so ipdebug refuses to write to it and no event is recorded"
+            elif mode & 0o044:
+                problem = f"has mode {mode:04o}: other users can read the console commands typed in windows"
             else:
                 continue
             found.append(finding("IPD038", path=path, problem=problem))
@@ -166,8 +165,12 @@ def read_audit(location: str, limit: int = _AUDIT_TAIL) -> list[dict[str, object
         return []
     path = os.path.join(os.path.dirname(location), "audit.log")
     try:
-        with open(path, "rb") as file:
-            start = max(0, os.fstat(file.fileno()).st_size - limit)
+        # Not through a symbolic link, and never blocked by a planted FIFO.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
+            start = max(0, os.fstat(fd).st_size - limit)
             file.seek(start)
             lines = file.read(limit).splitlines()
     except OSError:
