@@ -431,15 +431,18 @@ _FINDINGS = """## Findings
   `self.switch.closed_until`, two lookups), one `time.monotonic()` call and
   a comparison (`IPDebugMiddleware.__call__`). Against the no-op class
   middleware (the floor of any class: CPython 3.11 calls an instance's
-  `__call__` about 70 ns more slowly than a function) it adds the clock
-  read, about 45 ns on a quiet machine, close to the 1.10 × line; on a
-  busy machine the two rows trade places from run to run. The ways further
-  down were rejected: returning a closure instead of an instance (the API
-  would stop being a class with inspectable settings), and a background
-  thread that flips a flag (threads do not run under uWSGI without
-  `--enable-threads`, and must be restarted after every fork; the window
-  would silently never open). At server level the cost is not measurable
-  (throughput table).
+  `__call__` about 70 ns more slowly than a function), nine interleaved
+  runs on this (busy) machine gave a median of 1.15 × (the previous hot
+  path, measured alongside: 1.23 ×); single runs swing from 0.8 × to
+  1.25 ×. What is left is the clock read itself (about 45 ns), so the
+  1.10 × target is not met. The ways further down were rejected:
+  returning a closure instead of an instance (the API would stop being a
+  class with inspectable settings), checking the clock only every N
+  requests (an idle worker would notice a window minutes late), and a
+  background thread that flips a flag (threads do not run under uWSGI
+  without `--enable-threads`, and must be restarted after every fork; the
+  window would silently never open). At server level the cost is not
+  measurable (throughput table).
 - **Capture.** While a window captures, a denied request without error pays
   one attribute read (`window.capture`) and, only when Flask or Django is
   loaded (their signal receivers need it), one key in its environ
