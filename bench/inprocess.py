@@ -135,14 +135,45 @@ def client_environs(
 
 
 def _middleware(
-    state: str, allow: list[str], *, window: bool, **options: t.Any
+    state: str,
+    allow: list[str],
+    *,
+    window: bool,
+    capture: bool = False,
+    app: WSGIApp = hello,
+    **options: t.Any,
 ) -> IPDebugMiddleware:
-    flag = os.path.join(state, f"flag-{len(allow)}-{window}", "flag.json")
-    middleware = IPDebugMiddleware(hello, flag=flag, allow=allow, environ={}, **options)
+    flag = os.path.join(
+        state, f"flag-{len(allow)}-{window}-{capture}-{id(app)}", "flag.json"
+    )
+    middleware = IPDebugMiddleware(app, flag=flag, allow=allow, environ={}, **options)
     if window:
-        ipdebug.enable("1h", flag=flag, environ={})
+        ipdebug.enable("1h", flag=flag, environ={}, capture=capture)
         middleware.switch.poll_now()
     return middleware
+
+
+def failing(
+    environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]
+) -> list[bytes]:
+    """A view that fails."""
+    local = "customer data"
+    raise RuntimeError(f"failed with {len(local)}")
+
+
+def server_500(app: WSGIApp) -> WSGIApp:
+    """What a server does with an exception that escapes the app."""
+
+    def serve_500(
+        environ: dict[str, t.Any], start_response: t.Callable[..., t.Any]
+    ) -> list[bytes]:
+        try:
+            return app(environ, start_response)  # type: ignore[no-any-return]
+        except RuntimeError:
+            start_response("500 Internal Server Error", [])
+            return [b""]
+
+    return serve_500
 
 
 def run(*, quick: bool = False) -> dict[str, list[Figure]]:
@@ -209,7 +240,29 @@ def run(*, quick: bool = False) -> dict[str, list[Figure]]:
                 measure(middleware, gated),
             ),
         ]
-    return {"main": main, "sizes": sizes, "hostile": hostile(state, number, rounds)}
+    quiet = _middleware(state, [OPERATOR], window=True, capture=True)
+    failing_plain = server_500(_middleware(state, [OPERATOR], window=True, app=failing))
+    failing_captured = server_500(
+        _middleware(state, [OPERATOR], window=True, capture=True, app=failing)
+    )
+    capture = [
+        Figure("denied, no error, window open (not capturing)", measure(opened)),
+        Figure("denied, no error, capturing window", measure(quiet)),
+        Figure(
+            "denied, failing request, window open (not capturing)",
+            measure(failing_plain),
+        ),
+        Figure(
+            "denied, failing request, capturing window (captured)",
+            measure(failing_captured),
+        ),
+    ]
+    return {
+        "main": main,
+        "sizes": sizes,
+        "hostile": hostile(state, number, rounds),
+        "capture": capture,
+    }
 
 
 #: (row name, peer, environ key, header length, hostile character).

@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print("in-process ...", file=sys.stderr, flush=True)
     figures = inprocess.run(quick=args.quick)
-    sections = [_inprocess_section(figures)]
-    checks = _inprocess_checks(figures)
+    sections = [_inprocess_section(figures), _capture_section(figures["capture"])]
+    checks = _inprocess_checks(figures) + _capture_checks(figures["capture"])
     print("debugger page render ...", file=sys.stderr, flush=True)
     pages = render.run(quick=args.quick)
     sections.append(render.section(pages))
@@ -60,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         memory.headers_mib = server.header_memory(requests=40 if args.quick else 900)
         print("switch latency ...", file=sys.stderr, flush=True)
         enables, disables = server.switch_latency(repeats=1 if args.quick else 5)
+        print("worker memory while capturing ...", file=sys.stderr, flush=True)
+        captured = server.capture_memory(total=40 if args.quick else 400)
         sections.append(_server_section(tput, memory, enables, disables))
+        sections.append(_capture_memory_section(captured))
         checks += _server_checks(tput, memory, enables, disables)
+        checks += _capture_memory_checks(captured)
     print("ASGI ...", file=sys.stderr, flush=True)
     asgi_section, asgi_checks = asgi.run(quick=args.quick, server=not args.no_server)
     sections.append(asgi_section)
@@ -170,11 +174,17 @@ def _inprocess_checks(
         for ratio in [shapes["hostile"]["open"] / shapes["bland"]["open"]]
     )
     noop = _ratio(main, "no-op class middleware", base)
+    off_noop = _ratio(main, "3. ipdebug, flag off", "no-op class middleware")
     return [
         (
             "flag off ≤ 1.2 × pass-through",
             f"{off:.2f} × (a no-op class middleware alone: {noop:.2f} ×)",
             off <= 1.2,
+        ),
+        (
+            "flag off ≤ 1.10 × a no-op class middleware",
+            f"{off_noop:.2f} ×",
+            off_noop <= 1.10,
         ),
         (
             "window open, denied ≤ 2 × pass-through, any allowlist size",
@@ -211,6 +221,83 @@ def _inprocess_checks(
             "first request from a new address < 20 µs (10,000 networks)",
             f"{first / 1000:.1f} µs at worst",
             first < 20_000,
+        ),
+    ]
+
+
+def _capture_section(figures: list[inprocess.Figure]) -> str:
+    lines = [
+        "### Capture (`ipdebug enable --capture`), clients not gated in",
+        "",
+        "The same loop; the failing rows' app raises, and the loop answers",
+        "500 as a server does. A captured error is kept (at most",
+        "`max_captured`, 50), its audit record written by a background thread",
+        "whose work (an `audit.log` line and a log record per capture) is",
+        "counted here too: the failures come back to back.",
+        "",
+        "| case | ns/request |",
+        "|---|---:|",
+    ]
+    lines += [f"| {f.name} | {f.ns:,.0f} |" for f in figures]
+    return "\n".join(lines)
+
+
+def _capture_checks(
+    figures: list[inprocess.Figure],
+) -> list[tuple[str, str, bool]]:
+    ns = {f.name: f.ns for f in figures}
+    quiet = (
+        ns["denied, no error, capturing window"]
+        / ns["denied, no error, window open (not capturing)"]
+    )
+    added = (
+        ns["denied, failing request, capturing window (captured)"]
+        - ns["denied, failing request, window open (not capturing)"]
+    ) / 1000
+    return [
+        (
+            "capturing window, denied without error ≤ 1.05 × a non-capturing window",
+            f"{quiet:.2f} ×",
+            quiet <= 1.05,
+        ),
+        (
+            "a captured error adds ≤ 20 µs to its request",
+            f"{added:.1f} µs (back to back, with its background audit write)",
+            added <= 20,
+        ),
+    ]
+
+
+def _capture_memory_section(memory: server.CaptureMemory) -> str:
+    lines = [
+        "### Worker memory (RSS) while capturing",
+        "",
+        "Clients that are not gated in request a view that fails holding a",
+        "1 MiB local, with a capturing window open; one sync worker keeps",
+        f"`max_captured` ({memory.max_captured}) captures. Then `ipdebug disable`.",
+        "",
+        "| failing requests | MiB |",
+        "|---:|---:|",
+    ]
+    lines += [
+        f"| {n:,} | {m:,.0f} |"
+        for n, m in zip(memory.requests, memory.mib, strict=True)
+    ]
+    lines += [f"| after `ipdebug disable` | {memory.after_mib:,.0f} |"]
+    return "\n".join(lines)
+
+
+def _capture_memory_checks(
+    memory: server.CaptureMemory,
+) -> list[tuple[str, str, bool]]:
+    growth = memory.mib[-1] - memory.mib[len(memory.mib) // 2]
+    released = memory.mib[-1] - memory.after_mib
+    return [
+        (
+            "RSS bounded by max_captured while capturing, down after the window",
+            f"second half of the run +{growth:.0f} MiB; {released:.0f} MiB "
+            "returned after disable",
+            growth < 10 and released >= memory.max_captured * 0.5,
         ),
     ]
 
@@ -347,19 +434,34 @@ def _report(
 
 _FINDINGS = """## Findings
 
-- **Flag off.** The hot path is one attribute read, one
-  `time.monotonic()` call and a comparison (`IPDebugMiddleware.__call__`).
-  It misses the 1.2 × pass-through-*function* target: CPython 3.11 calls a
-  class instance's `__call__` about 70 ns more slowly than a function, so a
-  middleware that does nothing at all but is a class (the "no-op class"
-  row) already sits at about 1.2 ×; ipdebug adds the clock read (about
-  45 ns) to that. Profiled with cProfile: nothing else is on the path. The
-  two ways under the target were rejected: returning a closure instead of
-  an instance (the API would stop being a class with inspectable settings),
-  and a background thread that flips a flag (threads do not run under
-  uWSGI without `--enable-threads`, and must be restarted after every
-  fork; the window would silently never open). At server level the cost is
-  not measurable (throughput table).
+- **Flag off.** The hot path is one attribute read of the middleware
+  (`closed_until`, which the switch copies there: it used to read
+  `self.switch.closed_until`, two lookups), one `time.monotonic()` call and
+  a comparison (`IPDebugMiddleware.__call__`). Against the no-op class
+  middleware (the floor of any class: CPython 3.11 calls an instance's
+  `__call__` about 70 ns more slowly than a function), nine interleaved
+  runs on this (busy) machine gave a median of 1.15 × (the previous hot
+  path, measured alongside: 1.23 ×); single runs swing from 0.8 × to
+  1.25 ×. What is left is the clock read itself (about 45 ns), so the
+  1.10 × target is not met. The ways further down were rejected:
+  returning a closure instead of an instance (the API would stop being a
+  class with inspectable settings), checking the clock only every N
+  requests (an idle worker would notice a window minutes late), and a
+  background thread that flips a flag (threads do not run under uWSGI
+  without `--enable-threads`, and must be restarted after every fork; the
+  window would silently never open). At server level the cost is not
+  measurable (throughput table).
+- **Capture.** While a window captures, a denied request without error pays
+  one attribute read (`window.capture`) and, only when Flask or Django is
+  loaded (their signal receivers need it), one key in its environ
+  (`ipdebug.capture`); a plain WSGI app pays no per-request marking. A
+  captured error costs, on the request's thread, about 6 to 7 µs measured
+  alone on a quiet run (an id from `os.urandom`, the clock, the metadata,
+  the bounded dict, dropping the oldest capture's frames); the rest of the
+  "captured" row is the background writer's `audit.log` line and log
+  record, and keeping the frames alive (CPython then materialises each
+  frame of the traceback). Under heavy load from other processes all these
+  figures swing by tens of percent between runs.
 - **Window open, denied.** Reading the clock once per request and passing it
   on (instead of `time.monotonic()` plus `time.time()` in the switch) and
   caching the per-window `Host` decision brought case 4 from 2.3 × to about

@@ -228,6 +228,37 @@ def _rss_series(server: Server, marks: list[int]) -> list[float]:
     return series
 
 
+@dataclass
+class CaptureMemory:
+    requests: list[int]
+    mib: list[float]
+    #: RSS after the window ended (``ipdebug disable``).
+    after_mib: float
+    max_captured: int
+
+
+def capture_memory(*, total: int, steps: int = 4) -> CaptureMemory:
+    """Worker RSS while clients that are *not* gated in hit a view that
+    fails holding a 1 MiB local, with a capturing window open (one sync
+    worker, ``max_captured`` 50), then after ``ipdebug disable``.
+    """
+    marks = [total * i // steps for i in range(steps + 1)]
+    # The window allows another address: every request here is a customer's.
+    with gunicorn("bench.apps:server_app", "-w", "1", ipdebug_hooks=True) as wrapped:
+        ipdebug.enable(
+            "1h", allow=["127.0.0.2"], flag=wrapped.flag, environ={}, capture=True
+        )
+        time.sleep(1.1)
+        series = _rss_series(wrapped, marks)
+        (pid,) = wrapped.worker_pids()
+        ipdebug.disable(wrapped.flag, environ={})
+        time.sleep(1.5)  # the relay's thread notices within a second
+        urllib.request.urlopen(f"http://127.0.0.1:{wrapped.port}/", timeout=10).close()
+        time.sleep(0.5)
+        after = rss_kib(pid) / 1024
+    return CaptureMemory(marks, series, after, 50)
+
+
 def header_memory(*, requests: int, lines: int = 40) -> tuple[float, float]:
     """Worker RSS (MiB) before and after ``requests`` requests straight to
     gunicorn, each with ``lines`` distinct 8 KB ``X-Forwarded-For`` lines

@@ -53,6 +53,8 @@ class Enabled:
     flag: str
     window_id: str
     attach: str | None = None
+    #: The window also captures other clients' unhandled errors.
+    capture: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class Status:
     expired_at: datetime | None = None
     problem: str | None = None
     attach: str | None = None
+    #: The window captures other clients' unhandled errors.
+    capture: bool = False
 
 
 def enable(
@@ -79,6 +83,7 @@ def enable(
     flag: str | os.PathLike[str] | None = None,
     attach: str | None = None,
     allow_everyone: bool = False,
+    capture: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Enabled:
     """Open a window now, replacing any open one, with a fresh PIN.
@@ -98,6 +103,10 @@ def enable(
         everyone in practice (a prefix shorter than /8, such as
         ``0.0.0.0/0``): **every client that reaches the app then gets the
         debugger, behind nothing but the PIN**. Audited.
+    :param capture: also capture the unhandled errors of every client that
+        is not gated in, for the gated-in operator to open live at
+        ``errors_path`` (see the README, "Capture: other clients' errors").
+        **The operator then sees other clients' data in those frames.**
     :raises ConfigError: for a bad duration or address, an allowlist
         covering everyone without ``allow_everyone``, or an operator's name
         (``USER``, ``SUDO_USER``, ``SSH_CLIENT``, ...) that is not printable
@@ -139,6 +148,7 @@ def enable(
         by=_operator(env),
         pin_hash=PinHash.create(pin),
         attach=attach,
+        capture=capture,
     )
     try:
         # What every middleware will do with it: never report a window
@@ -159,6 +169,7 @@ def enable(
         "reason": reason,
         "by": window.by,
         "attach": attach,
+        "capture": capture,
     }
     if wide:
         fields["allow_everyone"] = True
@@ -171,6 +182,7 @@ def enable(
         flag=store.location,  # a URL's password is redacted here
         window_id=window.id,
         attach=attach,
+        capture=capture,
     )
 
 
@@ -220,6 +232,7 @@ def status(
         "reason": window.reason,
         "by": window.by,
         "attach": window.attach,
+        "capture": window.capture,
     }
     if now >= end:
         return Status(enabled=False, expired_at=until, **common)  # type: ignore[arg-type]

@@ -77,6 +77,23 @@ _LOCKED_CLOSE = (
 )
 
 
+def capture_html(count: int, errors_url: str | None, *, where: str) -> str:
+    """The line under the banner of a capturing window: every client's
+    errors are kept, how many (``count``, ``where``: "held by this worker",
+    "listed below"), and the link to their list.
+    """
+    link = (
+        f' <a href="{escape(errors_url)}">See the captured errors.</a>'
+        if errors_url
+        else " List them with <code>ipdebug errors</code>."
+    )
+    return (
+        f'<div class="ipdebug-capture" style="{_STYLE}"><strong>ipdebug</strong>: '
+        "this window captures the unhandled errors of every client (their data "
+        f"is in the frames); {count} {escape(where)}.{link}</div>"
+    )
+
+
 CLOSED_HTML = (
     "<!doctype html><title>ipdebug: window closed</title>"
     f'<div style="{_STYLE}"><strong>ipdebug</strong>: the debugging window is '

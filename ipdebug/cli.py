@@ -8,6 +8,7 @@
     ipdebug status [--flag PATH] [--json]
     ipdebug attach [--wait 60s] [--flag PATH]
     ipdebug doctor [APP_IMPORT_PATH] [--flag PATH] [--json]
+    ipdebug errors [--flag PATH] [--json]
 
 Exit codes: 0 success, 1 the flag cannot be written or read (or ``status``
 found a flag the middleware refuses), 2 usage errors. Errors are one line on
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import typing as t
 from datetime import datetime, timedelta
 
@@ -37,9 +39,10 @@ from .config import (
     resolve_flag,
     state_directory,
 )
-from .errors import ConfigError, FlagWriteError, IPDebugError
+from .errors import ConfigError, FlagError, FlagWriteError, IPDebugError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+_CAPTURE_ON = "on (other clients' unhandled errors are kept; see: ipdebug errors)"
 
 
 class _UsageError(Exception):
@@ -95,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also an external debugger: pdb (a failing request waits for "
         "'ipdebug attach') or debugpy (for an IDE, on 127.0.0.1)",
     )
+    p.add_argument(
+        "--capture",
+        action="store_true",
+        help="also capture the unhandled errors of every other client, to open "
+        "live from the allowed address (ipdebug errors lists them)",
+    )
     p.add_argument("--flag", help=flag_help)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -118,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = commands.add_parser(
+        "errors",
+        help="list the errors captured from other clients (enable --capture)",
+    )
+    p.add_argument("--flag", help=flag_help)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = commands.add_parser(
         "doctor", help="check this deployment for known mistakes (ipdebug.doctor)"
     )
     p.add_argument(
@@ -138,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command is None:
             raise _UsageError(
-                "ipdebug: choose a command: enable, disable, status, attach or doctor "
+                "ipdebug: choose a command: enable, disable, status, errors, attach or doctor "
                 "(see 'ipdebug --help')"
             )
         if args.command == "enable":
@@ -152,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                     flag=args.flag,
                     attach=args.attach,
                     allow_everyone=args.allow_everyone,
+                    capture=args.capture,
                 )
             except ConfigError as exc:
                 if exc.setting != "duration":
@@ -166,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             _print(args.json, {"enabled": False, "was_enabled": existed}, text)
             return EXIT_OK
+        if args.command == "errors":
+            return _errors(args.flag, args.json)
         if args.command == "doctor":
             return _doctor(args.app, args.flag, args.json)
         if args.command == "attach":
@@ -220,6 +239,54 @@ def _doctor(app: str | None, flag: str | None, as_json: bool) -> int:
     return EXIT_RUNTIME if data["critical"] else EXIT_OK
 
 
+def _errors(flag: str | None, as_json: bool) -> int:
+    """The captured errors of every process of this host (over the relay's
+    sockets, as the app's user) and, with a flag in Redis, of the fleet.
+    """
+    from .errorpages import gather  # imports Werkzeug: only for this command
+    from .flag import open_store
+
+    location = resolve_flag(flag, os.environ)
+    store = open_store(location)
+    try:
+        window = store.load(time.time())
+    except FlagError as exc:
+        print(
+            f"ipdebug: flag {store.location} is refused: {exc.problem}", file=sys.stderr
+        )
+        return EXIT_RUNTIME
+    if window is None:
+        _print(
+            as_json,
+            {"errors": [], "unanswered": [], "capture": False},
+            "ipdebug: no window is open; nothing is captured",
+        )
+        return EXIT_OK
+    entries, unanswered = gather(
+        state_directory(location, "relay"), store, window.id, instance="this host"
+    )
+    data = {"errors": entries, "unanswered": unanswered, "capture": window.capture}
+    lines = [
+        f"ipdebug: {len(entries)} captured error(s), newest first"
+        + (
+            ""
+            if window.capture
+            else " (this window does not capture: enable --capture)"
+        )
+    ]
+    for e in entries:
+        lines.append(
+            f"  {e.get('time')}  {e.get('instance')} pid {e.get('pid')}  {e.get('client')}  "
+            f"{e.get('method')} {e.get('path')}\n      {e.get('exception')}\n      {e.get('url', '-')}"
+        )
+    for u in unanswered:
+        lines.append(
+            f"  worker pid {u['pid']} {u['problem']}: its captures are not listed"
+        )
+    _print(as_json, data, "\n".join(lines))
+    return EXIT_OK
+
+
 def _print(as_json: bool, data: dict[str, object], text: str) -> None:
     print(json.dumps(data) if as_json else text)
 
@@ -249,6 +316,7 @@ def _enabled_json(opened: Enabled) -> dict[str, object]:
         "reason": opened.reason,
         "window": opened.window_id[:8],
         "attach": opened.attach,
+        "capture": opened.capture,
     }
 
 
@@ -273,6 +341,11 @@ def _enabled_text(opened: Enabled) -> str:
             f"WARNING: {', '.join(wide)} lets every client get the debugger, behind "
             "nothing but the PIN (--allow-everyone)."
         )
+    if opened.capture:
+        lines.append(
+            "Capturing: every other client's unhandled errors are kept (live frames) "
+            "for this window; list them with: ipdebug errors"
+        )
     if opened.attach == "pdb":
         lines.append(
             "External debugger: run 'ipdebug attach' in another session, then load the failing page."
@@ -295,6 +368,7 @@ def _status_json(current: Status) -> dict[str, object]:
         "expired_at": _iso(current.expired_at),
         "problem": current.problem,
         "attach": current.attach,
+        "capture": current.capture,
     }
 
 
@@ -309,6 +383,7 @@ def _status_text(current: Status) -> str:
                 f"  for:    {', '.join(current.allow) or 'the app allow setting'}",
                 f"  reason: {current.reason or '-'}",
                 f"  by:     {current.by or '-'}",
+                f"  capture: {_CAPTURE_ON if current.capture else 'off'}",
                 f"  flag:   {current.flag}",
             ]
         )

@@ -15,6 +15,7 @@ argument                          environment variable        default
 ``instance``                      ``IPDEBUG_INSTANCE``        the host name
 ``attach_wait``                   ``IPDEBUG_ATTACH_WAIT``     30s
 ``engine``                        ``IPDEBUG_ENGINE``          auto
+``max_captured``                  ``IPDEBUG_MAX_CAPTURED``    50
 ================================  ==========================  ==================
 """
 
@@ -45,6 +46,9 @@ DEFAULT_WINDOW = 900.0
 
 #: How long a request waits for an external debugger (``--attach``).
 DEFAULT_ATTACH_WAIT = 30.0
+
+#: Captured errors kept per process (``enable --capture``).
+DEFAULT_MAX_CAPTURED = 50
 
 _DURATION_RE = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
 _BARE_NUMBER_RE = re.compile(r"[0-9]+", re.ASCII)
@@ -193,6 +197,19 @@ class Settings:
     attach_wait: float
     #: ``auto``, ``werkzeug`` or ``native`` (see :mod:`ipdebug.engines`).
     engine: str = "auto"
+    max_captured: int = DEFAULT_MAX_CAPTURED
+
+
+def parse_max_captured(value: object, *, setting: str) -> int:
+    """:raises ConfigError: unless an integer from 1 to 1000 (a string of
+    digits from the environment).
+    """
+    number: object = value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        number = int(value.strip())
+    if type(number) is not int or not 1 <= number <= 1000:
+        raise ConfigError(setting, value, "must be an integer from 1 to 1000")
+    return number
 
 
 def load_settings(
@@ -205,6 +222,7 @@ def load_settings(
     instance: str | None = None,
     attach_wait: Duration | None = None,
     engine: str | None = None,
+    max_captured: int | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build :class:`Settings` from arguments, falling back to ``IPDEBUG_*``
@@ -253,6 +271,12 @@ def load_settings(
             setting="IPDEBUG_ATTACH_WAIT",
         ),
         engine=engine_setting(engine, env),
+        max_captured=parse_max_captured(max_captured, setting="max_captured")
+        if max_captured is not None
+        else parse_max_captured(
+            env.get("IPDEBUG_MAX_CAPTURED") or DEFAULT_MAX_CAPTURED,
+            setting="IPDEBUG_MAX_CAPTURED",
+        ),
     )
 
 

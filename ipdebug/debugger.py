@@ -46,7 +46,7 @@ from werkzeug.wrappers import Request, Response
 
 from .attach import Debugpy, post_mortem
 from .audit import Auditor, LogOnce, logger
-from .banner import CLOSED_HTML, banner_html
+from .banner import CLOSED_HTML, banner_html, capture_html
 from .config import INSTANCE_RE
 from .crosssite import is_cross_site
 from .engines import Command, Engine, Frame
@@ -99,6 +99,11 @@ class Debugger:
     :param engine: draws the pages and runs the console
         (:mod:`ipdebug.engines`).
     """
+
+    #: Set by the middleware for capture (``enable --capture``): how many
+    #: errors this process holds, and the URL path of their list.
+    captured: t.Callable[[], int] | None = None
+    errors_path: str | None = None
 
     def __init__(
         self,
@@ -162,8 +167,6 @@ class Debugger:
         window: Window,
         client: str,
     ) -> t.Iterable[bytes]:
-        if self.cross_site(environ):
-            return self.app(environ, start_response)
         try:
             if window.attach == "debugpy":
                 self.debugpy.ensure(self.audit, client)
@@ -390,7 +393,23 @@ class Debugger:
             deployment_allow=self.deployment_allow,
             unlocked=unlocked,
         )
+        if window.capture and self.captured is not None:
+            banner += capture_html(
+                self.captured(), self.errors_path, where="held by this worker"
+            )
         return self.engine.with_banner(html, banner)
+
+    def capture_banner(self, window: Window, count: int) -> str:
+        """The banner of the captured errors' list (``count`` of them)."""
+        banner = banner_html(
+            window,
+            until=window.expires(self.max_window),
+            secret=self.sessions.get(window).secret,
+            deployment_allow=self.deployment_allow,
+        )
+        if not window.capture:
+            return banner
+        return banner + capture_html(count, None, where="captured, listed below")
 
     def route_cookie(self, environ: WSGIEnvironment) -> str:
         """The routing hint for a load balancer in front of a fleet."""
@@ -410,11 +429,18 @@ class Debugger:
         app and request context) that were active when it failed.
         """
         # Audited before it runs: the command may never return.
+        contexts = session.contexts.get(id(frame), ())
+        # A captured error's frames carry its id (ipdebug.capture).
+        capture = getattr(contexts, "capture_id", None)
         self.audit(
-            "console.command", client, source=cmd, frame=self.engine.describe(frame)
+            "console.command",
+            client,
+            source=cmd,
+            frame=self.engine.describe(frame),
+            **({"capture": capture} if capture else {}),
         )
         with ExitStack() as stack:
-            for context in session.contexts.get(id(frame), ()):
+            for context in contexts:
                 stack.enter_context(context)
             output, mimetype = self.engine.evaluate(frame, cmd)
         return Response(output, mimetype=mimetype)
@@ -565,9 +591,14 @@ class Debugger:
         client: str,
         *,
         as_json: bool = False,
+        capture: str | None = None,
     ) -> bytes:
         """The debugger page for ``error`` (or its JSON, ``as_json``); keeps
         its frames for the console.
+
+        :param capture: the id of the captured error of another client
+            being shown (see :mod:`ipdebug.capture`), or ``None`` for the
+            gated-in request's own error.
         """
         tb = self.engine.traceback(error, skip=skip, names=environ.get(NAMES_KEY))
         session = self.sessions.get(window)
@@ -587,8 +618,9 @@ class Debugger:
             exception=type(error).__name__,
             forwarded="HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ,
             **({"json": True} if document else {}),
+            **({"capture": capture} if capture else {}),
         )
-        if skip:
+        if skip and capture is None:
             # Like Werkzeug (and like the server without ipdebug), put the
             # traceback in the server's error log.
             environ["wsgi.errors"].write(tb.text())

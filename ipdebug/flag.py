@@ -53,6 +53,10 @@ class Window:
     #: ``"pdb"`` or ``"debugpy"``: an external debugger for this window
     #: (``ipdebug enable --attach``), or ``None``.
     attach: str | None = None
+    #: Capture the unhandled errors of clients that are not gated in
+    #: (``ipdebug enable --capture``). Flags written before this field
+    #: existed do not capture.
+    capture: bool = False
 
     @classmethod
     def new(
@@ -65,9 +69,12 @@ class Window:
         by: str,
         pin_hash: PinHash,
         attach: str | None = None,
+        capture: bool = False,
     ) -> Window:
         if attach not in ATTACH_KINDS:
             raise ConfigError("--attach", attach, "must be pdb or debugpy")
+        if not isinstance(capture, bool):
+            raise ConfigError("capture", capture, "must be True or False")
         return cls(
             id=secrets.token_hex(16),
             created=now,
@@ -78,6 +85,7 @@ class Window:
             pin=pin_hash,
             networks=Networks(allow, setting="--allow") if allow else None,
             attach=attach,
+            capture=capture,
         )
 
     def expires(self, max_window: float) -> float:
@@ -99,6 +107,7 @@ class Window:
                 "by": self.by,
                 "pin": self.pin.to_json(),
                 "attach": self.attach,
+                "capture": self.capture,
             },
             indent=2,
         )
@@ -150,6 +159,9 @@ class Window:
         attach = data.get("attach")
         if attach not in ATTACH_KINDS:
             raise ValueError(f"has an unknown 'attach' {attach!r}")
+        capture = data.get("capture", False)
+        if not isinstance(capture, bool):
+            raise ValueError(f"has a 'capture' that is not true or false: {capture!r}")
         return cls(
             id=window_id,
             created=created,
@@ -160,6 +172,7 @@ class Window:
             pin=pin_hash,
             networks=networks,
             attach=attach,
+            capture=capture,
         )
 
 

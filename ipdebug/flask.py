@@ -22,9 +22,10 @@ from __future__ import annotations
 import typing as t
 
 from flask import Flask, current_app, g, got_request_exception, request, session
+from flask import globals as flask_globals
 
 from .middleware import IPDebugMiddleware
-from .stash import offer_names, stash_exception
+from .stash import CAPTURE_KEY, offer_names, stash_exception
 
 #: What the console offers in a frame that does not define these names:
 #: Flask's proxies, which resolve to the failing request's objects because
@@ -38,8 +39,27 @@ CONSOLE_NAMES: dict[str, object] = {
 
 
 def _on_exception(sender: object, exception: BaseException, **extra: object) -> None:
-    if stash_exception(request.environ, exception):
-        offer_names(request.environ, CONSOLE_NAMES)
+    environ = request.environ
+    contexts: list[object] = []
+    if CAPTURE_KEY in environ:
+        contexts = _active_contexts()
+    if stash_exception(environ, exception, contexts):
+        offer_names(environ, CONSOLE_NAMES)
+
+
+def _active_contexts() -> list[object]:
+    """Flask's app and request context, for the console of a captured
+    error (what Flask hands to ``werkzeug.debug.preserve_context`` for a
+    gated-in request). Flask internal, checked with Flask 3.1: without it,
+    the console works without them.
+    """
+    found = []
+    for name in ("_cv_app", "_cv_request"):
+        var = getattr(flask_globals, name, None)
+        context = var.get(None) if var is not None else None
+        if context is not None:
+            found.append(context)
+    return found
 
 
 def connect_signal() -> None:

@@ -26,7 +26,9 @@ same status, headers and body, exceptions propagated as without ipdebug.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import logging
 import os
 import sys
@@ -37,16 +39,19 @@ from datetime import datetime, timezone
 
 from werkzeug.wrappers import Request
 
-from .address import parse_address
+from .address import parse_address, resolve_client
 from .attach import Debugpy
 from .audit import Auditor, LogOnce, logger
+from .capture import Capture, Captures, Summary, is_client_error
 from .config import Duration, Settings, load_settings, state_directory
 from .debugger import Debugger
 from .engines import choose
+from .errorpages import CAPTURES_MESSAGE, ErrorPages
 from .errors import ConfigError
 from .flag import FlagStore, Window, open_store
 from .gate import WindowGate, make_window_gate
-from .relay import BODY_KEY, FORWARDED_KEYS, Answer, Relay
+from .relay import BODY_KEY, FORWARDED_KEYS, MESSAGE_KEY, Answer, Relay
+from .stash import CAPTURE_KEY, GATED_KEY
 from .switch import Switch
 
 if t.TYPE_CHECKING:
@@ -97,6 +102,12 @@ class IPDebugMiddleware:
         (ipdebug's own; keeps the PIN and console input out of URLs, answers
         JSON to API clients) or ``"auto"`` (the default: Werkzeug's when its
         debugger internals work, else native). See :mod:`ipdebug.engines`.
+    :param errors_path: where gated-in clients list and open the errors
+        captured from other clients during a window opened with
+        ``ipdebug enable --capture``; ``None`` turns the pages off (``ipdebug
+        errors`` still lists them). Default ``/__ipdebug__/errors``.
+    :param max_captured: captured errors kept per process, oldest dropped
+        first (``IPDEBUG_MAX_CAPTURED``; default 50).
     :param environ: the environment to read settings from; default
         ``os.environ``.
     :raises ValueError: (:class:`~ipdebug.errors.ConfigError`) naming the
@@ -119,6 +130,8 @@ class IPDebugMiddleware:
         instance: str | None = None,
         attach_wait: Duration | None = None,
         engine: str | None = None,
+        errors_path: str | None = "/__ipdebug__/errors",
+        max_captured: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if not callable(app):
@@ -131,6 +144,19 @@ class IPDebugMiddleware:
         ):
             raise ConfigError(
                 "console_path", console_path, "must be a path starting with '/'"
+            )
+        if errors_path is not None and (
+            not isinstance(errors_path, str)
+            or not errors_path.startswith("/")
+            or errors_path.endswith("/")
+            or "?" in errors_path
+            or errors_path == console_path
+        ):
+            raise ConfigError(
+                "errors_path",
+                errors_path,
+                "must be None or a path starting with '/', not ending with '/', "
+                "other than console_path",
             )
         if type(max_tracebacks) is not int or not 1 <= max_tracebacks <= 1000:
             raise ConfigError(
@@ -146,6 +172,7 @@ class IPDebugMiddleware:
             instance=instance,
             attach_wait=attach_wait,
             engine=engine,
+            max_captured=max_captured,
             environ=environ,
         )
         self.store: FlagStore = open_store(self.settings.flag)
@@ -182,6 +209,30 @@ class IPDebugMiddleware:
             is_current=self._is_current,
             engine=choose(self.settings.engine),
         )
+        self.captures = Captures(
+            self.settings.instance, self.settings.max_captured, after=self._captured
+        )
+        self.errors: ErrorPages | None = (
+            ErrorPages(
+                errors_path,
+                captures=self.captures,
+                debugger=self.debugger,
+                relay=self.debugger.relay,
+                store=self.store,
+                audit=self.audit,
+                instance=self.settings.instance,
+                app=app,
+            )
+            if errors_path is not None
+            else None
+        )
+        # Bound once: put in the environ of every request not gated in.
+        self._capture_hook = self.capture
+        self.debugger.captured = self.captures.__len__
+        self.debugger.errors_path = errors_path
+        #: The switch's ``closed_until``, copied here by the switch, so the
+        #: hot path reads one attribute (not ``self.switch.closed_until``).
+        self.closed_until = float("-inf")
         self.switch = Switch(
             self.store,
             max_window=self.settings.max_window,
@@ -189,21 +240,28 @@ class IPDebugMiddleware:
             monotonic=_monotonic,
             # A store may ask to be read more often (Redis: its cache).
             poll_interval=getattr(self.store, "poll_interval", 1.0),
+            publish=self._publish_closed_until,
         )
         self._gate: WindowGate | None = None
         #: Peers of denied requests without a forwarding header looked at in
         #: this window, while ``trusted_proxies`` is set; ``None`` when done.
         self._unforwarded: set[str] | None = None
+        # Resolved addresses of failing clients, for captures (bounded).
+        self._capture_clients: dict[object, str] = {}
         _INSTANCES.add(self)
         _connect_integrations()
+        #: Whether a framework's signal receiver may hand errors over (Flask
+        #: or Django is loaded): only then do requests carry the hook.
+        self._hand_over = "flask" in sys.modules or "django" in sys.modules
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         mono = _monotonic()
         # The hot path: no window open and no flag check due.
-        if self.switch.closed_until > mono:
+        if self.closed_until > mono:
             return self.app(environ, start_response)
+        window = None
         try:
             window = self.switch.current(mono)
             client = None if window is None else self._admit(environ, window)
@@ -216,8 +274,105 @@ class IPDebugMiddleware:
             )
             client = None
         if client is None:
+            if window is None or not window.capture:
+                return self.app(environ, start_response)
+            # Not gated in, and the window captures: record an unhandled
+            # error (the integrations hand over Flask's and Django's), then
+            # re-raise the very same exception.
+            if self._hand_over:
+                environ[CAPTURE_KEY] = self._capture_hook
+            try:
+                return self.app(environ, start_response)
+            except Exception as exc:
+                self.capture(exc, environ, skip=1)
+                raise
+        if self.debugger.cross_site(environ):
+            # Another site's page in the operator's browser sent it: not
+            # gated in (no page, list, resource or command for it).
             return self.app(environ, start_response)
+        errors = self.errors
+        if errors is not None and errors.handles(environ.get("PATH_INFO")):
+            return errors(environ, start_response, window, client)  # type: ignore[arg-type]
         return self.debugger(environ, start_response, window, client)  # type: ignore[arg-type]
+
+    def _publish_closed_until(self, value: float) -> None:
+        self.closed_until = value
+
+    def capture(
+        self,
+        error: BaseException,
+        environ: WSGIEnvironment,
+        *,
+        skip: int = 0,
+        contexts: t.Sequence[object] = (),
+    ) -> Capture | None:
+        """Record the unhandled ``error`` of a request that is not gated in,
+        if the window open now captures. Never raises.
+
+        :param skip: frames of ipdebug at the top of the traceback.
+        :param contexts: context managers to enter around console commands
+            in its frames (Flask's app and request context).
+        """
+        try:
+            if environ.get(GATED_KEY) is True or is_client_error(error):
+                return None
+            window = self.switch.current()
+            if window is None or not window.capture:
+                return None
+            path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+            return self.captures.add(
+                window,
+                error,
+                method=str(environ.get("REQUEST_METHOD", ""))[:16],
+                path=_text(path)[:500],
+                client=self._client_of(environ),
+                skip=skip,
+                contexts=contexts,
+            )
+        except Exception:
+            # Fail closed: not captured; the request goes on unchanged.
+            self._log_once(
+                logging.ERROR, "ipdebug could not capture an error", exc_info=True
+            )
+            return None
+
+    def _client_of(self, environ: WSGIEnvironment) -> str:
+        """The resolved client address of a failing request, or its raw
+        ``REMOTE_ADDR`` when it does not resolve (cached, bounded).
+        """
+        get = environ.get
+        key = (get("REMOTE_ADDR"), get("HTTP_X_FORWARDED_FOR"), get("HTTP_FORWARDED"))
+        cache = self._capture_clients
+        try:
+            return cache[key]
+        except (KeyError, TypeError):
+            pass
+        address = resolve_client(environ, self.settings.trusted_proxies)
+        client = str(address) if address is not None else _text(str(key[0]))[:100]
+        if len(cache) >= 1024:
+            cache.clear()
+        with contextlib.suppress(TypeError):  # an unhashable environ value
+            cache[key] = client
+        return client
+
+    def _captured(self, capture: Summary) -> None:
+        """After a capture, on a background thread: audit it, and add it to
+        the fleet's list when the store keeps one (Redis).
+        """
+        self.audit(
+            "error.captured",
+            capture.client,
+            id=capture.id,
+            method=capture.method,
+            path=capture.path,
+            exception=capture.type_name,
+        )
+        append = getattr(self.store, "append_capture", None)
+        if append is not None:
+            meta = capture.meta()
+            if self.errors is not None:
+                meta["url"] = self.errors.url_for(meta)
+            append(capture.window_id, meta)
 
     def _admit(self, environ: WSGIEnvironment, window: Window) -> str | None:
         gate = self._gate
@@ -296,6 +451,10 @@ class IPDebugMiddleware:
             "wsgi.run_once": False,
         }
         window = self.switch.current()
+        if forwarded.get(MESSAGE_KEY) == CAPTURES_MESSAGE[MESSAGE_KEY]:
+            # Metadata only, to a process of this user (SO_PEERCRED): another
+            # worker listing for a gated-in client, or `ipdebug errors`.
+            return self.answer_listing(window)
         client = None if window is None else self._admit(environ, window)
         if window is None or client is None:
             return (
@@ -303,20 +462,36 @@ class IPDebugMiddleware:
                 [("Content-Type", "text/plain"), ("Cache-Control", "no-store")],
                 b"ipdebug: not open for this client\n",
             )
+        errors = self.errors
+        if errors is not None and errors.handles(environ.get("PATH_INFO")):
+            response = errors.respond(Request(environ), window, client, relayed=True)
+            app_iter, status, headers = response.get_wsgi_response(environ)
+            return status, list(headers), b"".join(app_iter)
         response = self.debugger.command(Request(environ), window, client, relayed=True)
         response.headers["Cache-Control"] = "no-store"
         app_iter, status, headers = response.get_wsgi_response(environ)
         return status, list(headers), b"".join(app_iter)
+
+    def answer_listing(self, window: Window | None) -> Answer:
+        """This process's captures of ``window`` as JSON (relay answer)."""
+        entries = self.captures.listing(window)
+        if self.errors is not None:
+            for entry in entries:
+                entry["url"] = self.errors.url_for(entry)
+        body = json.dumps({"window": window.id if window else None, "errors": entries})
+        return "200 OK", [("Content-Type", "application/json")], body.encode()
 
     def close(self) -> None:
         """Stop relaying and drop every traceback (for server shutdown)."""
         if self.debugger.relay is not None:
             self.debugger.relay.stop()
         self.debugger.reset(None)
+        self.captures.reset(None)
 
     def _window_changed(self, old: Window | None, new: Window | None, why: str) -> None:
         """Audit the transition and forget everything of the old window."""
         self.debugger.reset(new)
+        self.captures.reset(new)
         self._gate = None
         self._unforwarded = (
             set() if new is not None and self.settings.trusted_proxies else None
@@ -368,6 +543,15 @@ _monotonic = time.monotonic
 #: Distinct peers :meth:`IPDebugMiddleware._note_unforwarded` looks at per
 #: window before it stops looking.
 _UNFORWARDED_PEERS = 64
+
+
+def _text(value: str) -> str:
+    """A WSGI string (bytes as latin-1) as the text the client sent."""
+    try:
+        return value.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeError:
+        return value
+
 
 #: Every middleware of this process, so server integrations can find them.
 _INSTANCES: weakref.WeakSet[IPDebugMiddleware] = weakref.WeakSet()

@@ -30,6 +30,10 @@ How it behaves:
   window), shared by every process of every host: ten wrong PINs anywhere
   lock the console everywhere, however many are tried at once. When Redis cannot count,
   the console is locked.
+- With a capturing window (``ipdebug enable --capture``), each captured
+  error's metadata (never its frames) goes to the stream
+  ``<key>:captures`` (``MAXLEN ~ 1000``), so that the errors list and
+  ``ipdebug errors`` show the whole fleet.
 - The audit trail is the stream ``<key>:audit`` (``XADD ... MAXLEN ~
   10000``), one entry per event from every process and the CLI; read it
   with ``redis-cli XRANGE <key>:audit - +``. While Redis is known to be down
@@ -79,6 +83,8 @@ MAX_STALE = 1.0
 MAX_FLAG_BYTES = 64 * 1024
 #: Entries kept in the audit stream (approximately: ``MAXLEN ~``).
 MAX_AUDIT_RECORDS = 10_000
+#: Entries kept in the fleet's stream of captured errors (``MAXLEN ~``).
+MAX_CAPTURE_RECORDS = 1_000
 #: How long a PIN counter lives when the store does not know its window's
 #: end (a window it never read): long enough to outlive any real window.
 COUNTER_FALLBACK_TTL = 86_400.0
@@ -411,6 +417,48 @@ class RedisFlagStore:
                 )
         else:
             self._audit_problem = None
+
+    # The fleet's captured errors
+
+    @property
+    def captures_key(self) -> str:
+        """The Redis stream listing the fleet's captured errors."""
+        return f"{self.key}:captures"
+
+    def append_capture(self, window_id: str, meta: dict[str, object]) -> None:
+        """``XADD <key>:captures MAXLEN ~ 1000 * window <id> record <json>``
+        (from the capturing process's background thread). Skipped while
+        Redis is known to be down.
+
+        :raises Exception: the Redis client's, when the write fails.
+        """
+        if self._failure is not None and self._pid == os.getpid():
+            return
+        self._client().xadd(
+            self.captures_key,
+            {"window": window_id, "record": json.dumps(meta, ensure_ascii=True)},
+            maxlen=MAX_CAPTURE_RECORDS,
+            approximate=True,
+        )
+
+    def captures(self, window_id: str, count: int) -> list[dict[str, object]]:
+        """The newest ``count`` captures of the fleet for ``window_id``,
+        newest first (metadata only).
+
+        :raises Exception: the Redis client's, when the read fails.
+        """
+        entries = self._client().xrevrange(self.captures_key, count=count)
+        found: list[dict[str, object]] = []
+        for _, fields in t.cast("list[tuple[bytes, dict[bytes, bytes]]]", entries):
+            if fields.get(b"window") != window_id.encode():
+                continue
+            try:
+                meta = json.loads(fields[b"record"])
+            except (KeyError, ValueError):
+                continue
+            if isinstance(meta, dict) and isinstance(meta.get("id"), str):
+                found.append(meta)
+        return found
 
 
 def describe(exc: BaseException, timeout: float) -> str:

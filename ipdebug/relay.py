@@ -29,11 +29,12 @@ import os
 import socket
 import struct
 import threading
+import time
 import typing as t
 import weakref
 
 from .audit import logger
-from .private import NotPrivate, connect, listen, peer_problem
+from .private import NotPrivate, check_directory, connect, listen, peer_problem
 
 #: Longest wait for the owner to answer (a console command may be slow).
 RELAY_TIMEOUT = 30.0
@@ -72,6 +73,14 @@ FORWARDED_KEYS = (
 )
 #: The environ key holding a forwarded POST body (latin-1 text).
 BODY_KEY = "ipdebug.body"
+
+#: The key of a relay message that is not a forwarded request; its value
+#: names what is asked. ``"captures"``: the process's captured errors (see
+#: :func:`ask_all`). Forwarded requests never carry it (only
+#: :data:`FORWARDED_KEYS` are forwarded).
+MESSAGE_KEY = "ipdebug.relay"
+#: Longest wait for every process to answer :func:`ask_all`.
+ASK_ALL_TIMEOUT = 2.0
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
 #: ``handler(environ) -> (status, headers, body)``, run by the owner.
@@ -253,6 +262,87 @@ class Relay:
         if message != self.problem:
             self.problem = message
             logger.warning("%s", message)
+
+
+def ask_all(
+    directory: str,
+    message: dict[str, str],
+    *,
+    timeout: float = ASK_ALL_TIMEOUT,
+    exclude: t.Container[int] = (),
+) -> list[tuple[int, Answer | str]]:
+    """Send ``message`` (a dict with :data:`MESSAGE_KEY`) to every process
+    listening in ``directory``, all at once, and wait at most ``timeout``
+    seconds in all. Returns ``(pid, answer)`` per process, where a process
+    that did not answer in time, or answered wrongly, has a one-line reason
+    instead of an answer. Sockets left by processes that exited are removed.
+    A directory that is missing, or not private to this user, gives ``[]``:
+    nothing is sent to a socket another user could have planted.
+    """
+    try:
+        check_directory(directory)
+        names = os.listdir(directory)
+    except (OSError, NotPrivate):
+        return []
+    pids = sorted(
+        int(name[:-5])
+        for name in names
+        if name.endswith(".sock") and name[:-5].isdigit() and name[:-5].isascii()
+    )
+    results: dict[int, Answer | str] = {}
+    data = json.dumps(message).encode()
+
+    def ask(pid: int) -> None:
+        try:
+            answer: Answer | str = _ask(directory, pid, data, timeout)
+        except OwnerGone:
+            return  # exited: nothing of it is left to ask about
+        except NotPrivate as exc:
+            answer = f"was not asked ({exc})"
+        except TimeoutError:
+            answer = f"did not answer within {timeout:g} s"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            answer = f"answered wrongly ({type(exc).__name__})"
+        results[pid] = answer
+
+    deadline = time.monotonic() + timeout
+    threads = []
+    for pid in pids:
+        if pid in exclude:
+            continue
+        thread = threading.Thread(target=ask, args=(pid,), daemon=True)
+        thread.start()
+        threads.append((pid, thread))
+    answers: list[tuple[int, Answer | str]] = []
+    for pid, thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        answer = results.get(pid)
+        if thread.is_alive():
+            answer = f"did not answer within {timeout:g} s"
+        if answer is not None:
+            answers.append((pid, answer))
+    return answers
+
+
+def _ask(directory: str, pid: int, data: bytes, timeout: float) -> Answer:
+    """One message to process ``pid``'s socket; its answer.
+
+    :raises OwnerGone: nothing listens there (a refused socket is removed).
+    :raises NotPrivate: the directory or the peer is another user's.
+    """
+    try:
+        sock = connect(directory, f"{pid}.sock", timeout=timeout)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        if isinstance(exc, ConnectionRefusedError):
+            # Left by a worker that was killed; the directory was checked.
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, f"{pid}.sock"))
+        raise OwnerGone(pid) from None
+    with sock:
+        _send_frame(sock, data)
+        head = json.loads(_recv_frame(sock, _MAX_REQUEST))
+        body = _recv_frame(sock, _MAX_RESPONSE)
+    return str(head["status"]), [(str(k), str(v)) for k, v in head["headers"]], body
 
 
 def _send_answer(conn: socket.socket, answer: Answer) -> None:

@@ -10,7 +10,7 @@ so their error handling is untouched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 
 #: Set in the environ of gated-in requests only.
 GATED_KEY = "ipdebug.gated"
@@ -20,13 +20,27 @@ EXCEPTION_KEY = "ipdebug.exception"
 #: the failing request that does not define them (Flask: ``request``, ``g``,
 #: ``current_app``, ``session``), valid under the preserved contexts.
 NAMES_KEY = "ipdebug.console_names"
+#: Set in the environ of requests that are not gated in while a window
+#: captures (``ipdebug enable --capture``): ``capture(exc, environ)``
+#: records the error and never raises.
+CAPTURE_KEY = "ipdebug.capture"
 
 
-def stash_exception(environ: MutableMapping[str, object], exc: BaseException) -> bool:
+def stash_exception(
+    environ: MutableMapping[str, object],
+    exc: BaseException,
+    contexts: Sequence[object] = (),
+) -> bool:
     """Hand ``exc`` to ipdebug if this request is gated in; return whether it
-    was taken. Safe to call for any request.
+    was taken. For a request that is not gated in, while the window
+    captures, record it instead (the framework's error handling goes on
+    unchanged), with ``contexts`` (Flask's app and request context) for
+    its console. Safe to call for any request.
     """
     if environ.get(GATED_KEY) is not True:
+        capture = environ.get(CAPTURE_KEY)
+        if callable(capture):
+            capture(exc, environ, contexts=contexts)
         return False
     environ.setdefault(EXCEPTION_KEY, exc)
     return True

@@ -40,6 +40,9 @@ class Switch:
     :param poll_interval: seconds between two reads of the store.
     :param clock: wall clock (epoch seconds); replaceable in tests.
     :param monotonic: monotonic clock; replaceable in tests.
+    :param publish: called with each new :attr:`closed_until`, so that a
+        caller's hot path can read a copy kept on itself (one attribute
+        lookup fewer per request).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Switch:
         poll_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        publish: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.max_window = max_window
@@ -63,10 +67,22 @@ class Switch:
         # (window, monotonic end), or None while closed.
         self._open: tuple[Window, float] | None = None
         self._problem: str | None = None
-        #: Until this monotonic time the switch is known to be closed: the
-        #: middleware's hot path compares it with the clock and nothing
-        #: else. ``-inf`` while a window is open or a poll is due.
-        self.closed_until = float("-inf")
+        self._publish = publish
+        self._closed_until = float("-inf")
+
+    @property
+    def closed_until(self) -> float:
+        """Until this monotonic time the switch is known to be closed: the
+        middleware's hot path compares it with the clock and nothing else.
+        ``-inf`` while a window is open or a poll is due.
+        """
+        return self._closed_until
+
+    @closed_until.setter
+    def closed_until(self, value: float) -> None:
+        self._closed_until = value
+        if self._publish is not None:
+            self._publish(value)
 
     def current(self, mono: float | None = None) -> Window | None:
         """The open window, or ``None``. Never raises for a flag problem.

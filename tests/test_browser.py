@@ -217,3 +217,68 @@ def test_another_sites_page_cannot_probe_or_trigger_the_debugger(
 def audit_events(flag: str) -> list[str]:
     with open(FileFlagStore(flag).audit_path) as log:
         return [json.loads(line)["event"] for line in log]
+
+
+def test_captured_error_list_pin_and_console_in_chromium(tmp_path: Path) -> None:
+    """The operator (127.0.0.1) opens a customer's (127.0.0.2) captured
+    error from the list, unlocks it and evaluates in its frame.
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    from .test_capture_servers import CUSTOMER, spread_from
+
+    with gunicorn(tmp_path, "-w", "4", app="tests.apps.customers:flask_app") as server:
+        opened = ipdebug.enable(
+            "5m", allow=["127.0.0.1"], flag=server.flag, environ={}, capture=True
+        )
+        page_url = f"http://127.0.0.1:{server.port}/__ipdebug__/errors"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = browser.new_page(user_agent="ipdebug-test")
+                for _ in range(30):  # until the workers have seen the window
+                    replies = spread_from(
+                        server.port, ["/customer?v=tenant-42"], CUSTOMER
+                    )
+                    page.goto(page_url)
+                    if page.locator("table a").count():
+                        break
+                    page.wait_for_timeout(100)
+                assert replies[0].status == 500
+                assert b"Flask's own page" in replies[0].body
+                expect(page.locator("h1")).to_contain_text("Captured errors")
+                expect(page.locator("table")).to_contain_text(CUSTOMER)
+                page.locator("table a").first.click()
+                expect(page.locator("h1")).to_have_text("OrderFailed")
+                expect(page.locator(".ipdebug-capture")).to_contain_text(
+                    "captures the unhandled errors of every client"
+                )
+                frame = page.locator("div.traceback div.frame").last
+                frame.locator("pre.current").hover()
+                frame.locator("pre.current img").click()
+                prompt = page.locator(".pin-prompt")
+                expect(prompt).to_be_visible()
+                page.wait_for_function(
+                    "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
+                )
+                prompt.locator("input[name=pin]").fill(opened.pin)
+                prompt.locator("input[name=btn]").click()
+                expect(prompt).to_be_hidden()
+                console = page.locator("pre.console")
+                command = console.locator("form input")
+                command.fill("1+1")
+                command.press("Enter")
+                expect(console.locator(".output")).to_contain_text(
+                    re.compile(r">>> 1\+1\s*2")
+                )
+                command.fill("customer_value")
+                command.press("Enter")
+                expect(console.locator(".output")).to_contain_text("'tenant-42'")
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(
+                    path=str(ARTIFACTS / "browser-capture.png"), full_page=True
+                )
+            finally:
+                browser.close()

@@ -72,6 +72,7 @@ def test_enable_status_disable_round_trip_in_json(
         "expired_at": None,
         "problem": None,
         "attach": None,
+        "capture": False,
     }
 
 

@@ -535,6 +535,15 @@ def test_a_debugpy_window_is_reported(flag: str, proc: Path) -> None:
     assert only(checks(flag, proc), "IPD036").severity == "warning"
 
 
+def test_a_long_capturing_window_is_reported(flag: str, proc: Path) -> None:
+    _enable(flag, "45m", capture=True)
+    found = only(checks(flag, proc), "IPD060")
+    assert found.severity == "warning"
+    assert "captures every client's unhandled errors" in found.message
+    _enable(flag, "15m", capture=True)
+    assert not [f for f in checks(flag, proc) if f.id == "IPD060"]
+
+
 def _open_relay(d: Path) -> None:
     (d / "relay").mkdir()
     os.chmod(d / "relay", 0o755)

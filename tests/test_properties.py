@@ -494,6 +494,9 @@ METHOD = st.one_of(
 PATH = st.one_of(
     st.sampled_from(["/fail", "/fail", "/", "/echo", "/console"]),
     st.sampled_from(["/stream-fail", "/fail/", "/FAIL", "//fail"]),
+    st.sampled_from(
+        ["/__ipdebug__/errors", "/__ipdebug__/errors.json", "/__ipdebug__/errors/1x0"]
+    ),
     st.text(LATIN1, max_size=10).map(lambda p: "/" + p),
 )
 COOKIE = st.one_of(st.just(KeyError), st.text(LATIN1, max_size=20))
@@ -520,8 +523,9 @@ def _pin_hash() -> PinHash:
     return PinHash.create("123-456-789")  # scrypt: once per process
 
 
-#: Window states: open, and five ways of not being open.
-WINDOWS = ("open", "disabled", "expired", "stale", "future", "unsafe")
+#: Window states: open, open capturing, then five ways of not being open
+#: (``WINDOWS[2:]``).
+WINDOWS = ("open", "capturing", "disabled", "expired", "stale", "future", "unsafe")
 
 
 def _middleware(
@@ -537,13 +541,14 @@ def _middleware(
         console_path="/console",
         environ={},
     )
-    if window in ("open", "disabled", "unsafe"):
+    if window in ("open", "capturing", "disabled", "unsafe"):
         ipdebug.enable(
             "15m",
             allow=deployment.window_allow,
             flag=flag,
             environ={},
             allow_everyone=True,  # the gate is under test, not enable's refusal
+            capture=window == "capturing",
         )
     else:
         now = time.time()
@@ -567,7 +572,7 @@ def _middleware(
     if window == "unsafe":
         os.chmod(flag, 0o664)  # writable by its group
     opened = middleware.switch.poll_now()
-    assert (opened is not None) == (window == "open"), window
+    assert (opened is not None) == (window in ("open", "capturing")), window
     return middleware
 
 
@@ -658,8 +663,32 @@ def test_denied_requests_get_the_bare_apps_response(
         assert ("Cache-Control", "no-store") in actual.calls[0][1], actual
     elif environ["PATH_INFO"] == "/fail":
         assert is_debugger_page(actual), actual
-    elif environ["PATH_INFO"] != "/stream-fail":
+    elif environ["PATH_INFO"] != "/stream-fail" and not environ["PATH_INFO"].startswith(
+        "/__ipdebug__/errors"
+    ):
         assert actual == expected  # normal responses are the app's own
+
+
+@PROPERTY
+@given(which=st.sampled_from(range(len(DEPLOYMENTS))), environ=request())
+def test_denied_requests_get_the_bare_apps_response_while_capturing(
+    build: Build, which: int, environ: dict[str, t.Any]
+) -> None:
+    """The same with a capturing window: a denied client's failure is
+    captured, and still the bare app's exception (or response)."""
+    deployment = DEPLOYMENTS[which]
+    middleware = build(deployment, "capturing")
+    if deployment.gated_in(environ, window_open=True):
+        event("gated in")
+        return  # property 1 covers it
+    event("denied")
+    expected = outcome(app, fresh(environ))
+    actual = outcome(middleware, fresh(environ))
+    assert actual == expected
+    if environ["PATH_INFO"] == "/fail":
+        newest = middleware.captures.listing(middleware.switch.current())[0]
+        assert newest["exception"] == f"Boom: {expected.message}"[:206]
+        assert newest["path"] == "/fail"
 
 
 # Property 2: the client address, and allowlist membership
@@ -890,7 +919,7 @@ def one_condition_fails(draw: st.DrawFn) -> tuple[str | None, bool, dict[str, t.
 
 
 @PROPERTY
-@given(case=one_condition_fails(), closed=st.sampled_from(WINDOWS[1:]))
+@given(case=one_condition_fails(), closed=st.sampled_from(WINDOWS[2:]))
 def test_the_gate_needs_every_condition(
     build: Build, case: tuple[str | None, bool, dict[str, t.Any]], closed: str
 ) -> None:

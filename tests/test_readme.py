@@ -41,6 +41,8 @@ COMMANDS = {
     "uwsgi": "IPDEBUG_ALLOW=203.0.113.0/24 IPDEBUG_TRUSTED_HOSTS=app.example.com \\\n    uwsgi ",
     "redis": "export IPDEBUG_FLAG='redis://",
     "attach": "ipdebug enable --for 15m --allow ssh --attach pdb",
+    # Run line by line by tests/test_capture.py's walkthrough test.
+    "capture": "ipdebug enable --for 15m --allow ssh --capture",
     # The ASGI section's blocks run in tests/test_asgi_readme.py.
     "asgi-uvicorn": "IPDEBUG_ALLOW=127.0.0.1 uvicorn --workers 4",
     "asgi-gunicorn": "IPDEBUG_ALLOW=127.0.0.1 gunicorn -c python:ipdebug.gunicorn -w 4 -k uvicorn_worker",
@@ -123,6 +125,14 @@ def test_the_asgi_section_s_blocks_are_those_test_asgi_readme_runs() -> None:
     assert block("asgi-gunicorn").strip() in run
     assert block("asgi-enable").strip() in run
     assert block("asgi-one-walk").strip() in run
+
+
+def test_the_capture_walkthrough_is_the_one_test_capture_runs() -> None:
+    from . import test_capture
+
+    walkthrough = block("capture")
+    assert walkthrough.splitlines()[-1].startswith("ipdebug disable")
+    assert callable(test_capture.test_the_readme_walkthrough_runs_as_written)
 
 
 def test_the_command_line_synopsis_is_the_cli_s() -> None:

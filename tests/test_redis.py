@@ -587,9 +587,9 @@ def test_least_privilege_acl_users_work(tmp_path: Path, make: Make) -> None:
         (
             "app",
             "app-pw",
-            f"%R~{key} ~{key}:* +get +incr +decr +pexpire +multi +exec +xadd",
+            f"%R~{key} ~{key}:* +get +incr +decr +pexpire +multi +exec +xadd +xrevrange",
         ),
-        ("operator", "op-pw", f"~{key} ~{key}:* +get +set +del +xadd"),
+        ("operator", "op-pw", f"~{key} ~{key}:* +get +set +del +xadd +xrevrange"),
     )
     extra: tuple[str, ...] = ()
     for user, password, rule in rules:
@@ -615,6 +615,12 @@ def test_least_privilege_acl_users_work(tmp_path: Path, make: Make) -> None:
         assert {"window.enabled", "window.opened", "pin.failure", "pin.success"} <= set(
             events
         )
+        # Captures (enable --capture): the app writes and both read the list.
+        middleware.store.append_capture(opened.window_id, {"id": "1x0"})  # type: ignore[attr-defined]
+        for url in (app_url, operator_url):
+            store = RedisFlagStore(url)
+            assert store.captures(opened.window_id, 10) == [{"id": "1x0"}]
+            store.close()
         assert ipdebug.disable(operator_url, environ={}) is True
 
 

@@ -5,6 +5,7 @@ from . import views
 urlpatterns = [
     path("", views.index),
     path("fail", views.fail),
+    path("checkout", views.checkout),
     path("missing", views.missing),
     path("forbidden", views.forbidden),
 ]

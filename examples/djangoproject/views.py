@@ -17,6 +17,13 @@ def fail(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"{ratio} from {worker_pid}")
 
 
+def checkout(request: HttpRequest) -> HttpResponse:
+    """Fails for one customer's odd input (``?customer=...``)."""
+    customer_value = request.GET.get("customer", "")
+    discount = {"spring": 10}[customer_value]  # KeyError for everybody else
+    return HttpResponse(f"{discount}% off")
+
+
 def missing(request: HttpRequest) -> HttpResponse:
     raise Http404("no such basket")
 

@@ -62,6 +62,7 @@ CHECKS: dict[str, tuple[Severity, str, str]] = {
     "IPD040": (WARNING, "{who} reads the flag {theirs} ({source}), but this command checks {ours}, which ipdebug enable here would write: windows opened here do not reach it", "use one flag for both: IPDEBUG_FLAG={theirs} for the app and the commands (or --flag {theirs})"),
     "IPD041": (WARNING, "the flag's directory {directory} belongs to {user}, but this runs as root: the flag's rules depend on who reads it, so it was not judged", "run doctor as that user: sudo -u {name} ipdebug doctor ..."),
     "IPD042": (WARNING, "window {window} has been open for {age} ({left} left) and {activity}: it is open longer than it is used", "close it now (ipdebug disable); opening a new one takes seconds when it is needed again"),
+    "IPD060": (WARNING, "the open window captures every client's unhandled errors (ipdebug enable --capture) and has {left} left: other clients' data stays in memory, open to the console, until it ends", "close it when you have the error you need (ipdebug disable), and open capturing windows for a few minutes (--for 15m)"),
     "IPD050": (WARNING, "Werkzeug {version} is installed, but this ipdebug was tested with {required}: the debugger internals it uses may have changed", "install a Werkzeug in that range: pip install '{required}'"),
 }
 # fmt: on

@@ -77,7 +77,8 @@ def check_flag(
     location: str, env: Mapping[str, str], *, deployment_allow: bool
 ) -> tuple[list[Finding], Window | None]:
     """The flag judged as the middleware judges it, and the open window
-    (IPD030, IPD032, IPD033, IPD036; IPD021 for the window's allowlist).
+    (IPD030, IPD032, IPD033, IPD036, IPD060; IPD021 for the window's
+    allowlist).
 
     :param deployment_allow: whether the app has its own ``allow``.
     :returns: the findings, and the open window if there is one.
@@ -107,6 +108,8 @@ def check_flag(
                 by=current.by or "-",
             )
         )
+    if current.capture and current.remaining_s > LONG_WINDOW:
+        found.append(finding("IPD060", left=format_duration(current.remaining_s)))
     if not current.allow and not deployment_allow:
         found.append(finding("IPD033"))
     for entry in _everyone(window_allow(current.allow)):

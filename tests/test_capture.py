@@ -1,0 +1,510 @@
+"""Capture (``ipdebug enable --capture``), in process: the flag field, the
+CLI and the API, what is captured and what the failing client gets, the
+errors pages, bounds and audit events.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+import typing as t
+import weakref
+from pathlib import Path
+
+import pytest
+from werkzeug.exceptions import Forbidden, InternalServerError, NotFound
+
+import ipdebug
+from ipdebug import IPDebugMiddleware
+from ipdebug.cli import main
+from ipdebug.errors import ConfigError
+from ipdebug.filestore import FileFlagStore
+from ipdebug.flag import Window
+from ipdebug.pin import PinHash
+
+from .conftest import (
+    STRANGER,
+    Boom,
+    Payload,
+    Records,
+    client,
+    debugger_get,
+    open_window,
+    plain_app,
+    secret_and_frame,
+    unlock,
+)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# The flag, the CLI and the API
+
+
+def test_capture_round_trips_and_old_flags_do_not_capture() -> None:
+    window = Window.new(
+        now=time.time(),
+        duration=60,
+        allow=("127.0.0.1",),
+        reason="",
+        by="me",
+        pin_hash=PinHash.create("123-456-789"),
+        capture=True,
+    )
+    data = json.loads(window.to_json())
+    assert data["capture"] is True
+    assert Window.from_json(window.to_json(), now=time.time()).capture is True
+    del data["capture"]  # a flag written before capture existed
+    assert Window.from_json(json.dumps(data), now=time.time()).capture is False
+
+
+@pytest.mark.parametrize(
+    "value", [pytest.param(v, id=repr(v)) for v in (1, 0, "true", None, [], {})]
+)
+def test_a_capture_that_is_not_a_bool_is_refused(value: object) -> None:
+    window = Window.new(
+        now=time.time(),
+        duration=60,
+        allow=(),
+        reason="",
+        by="me",
+        pin_hash=PinHash.create("123-456-789"),
+    )
+    data = json.loads(window.to_json())
+    data["capture"] = value
+    with pytest.raises(ValueError, match="'capture'"):
+        Window.from_json(json.dumps(data), now=time.time())
+
+
+def test_cli_enable_capture_json_and_status(
+    flag: str, capsys: pytest.CaptureFixture[str], clean_env: None
+) -> None:
+    code, out, _ = run(
+        capsys, "enable", "--allow", "127.0.0.1", "--capture", "--flag", flag, "--json"
+    )
+    assert code == 0 and json.loads(out)["capture"] is True
+    code, out, _ = run(capsys, "status", "--flag", flag, "--json")
+    assert code == 0 and json.loads(out)["capture"] is True
+    code, out, _ = run(capsys, "status", "--flag", flag)
+    assert "capture: on" in out
+    window = FileFlagStore(flag).load(time.time())
+    assert window is not None and window.capture is True
+
+    code, out, _ = run(capsys, "enable", "--allow", "127.0.0.1", "--flag", flag)
+    assert code == 0 and "Capturing" not in out
+    code, out, _ = run(capsys, "status", "--flag", flag, "--json")
+    assert json.loads(out)["capture"] is False
+    assert "capture: off" in run(capsys, "status", "--flag", flag)[1]
+
+
+def test_api_enable_capture_and_status(flag: str, clean_env: None) -> None:
+    opened = ipdebug.enable("5m", allow=["127.0.0.1"], flag=flag, capture=True)
+    assert opened.capture is True
+    assert ipdebug.status(flag).capture is True
+    ipdebug.enable("5m", allow=["127.0.0.1"], flag=flag)
+    assert ipdebug.status(flag).capture is False
+    with pytest.raises(ValueError, match="capture"):
+        ipdebug.enable("5m", flag=flag, capture="yes")  # type: ignore[arg-type]
+
+
+def test_audit_trail_records_capture_on_enable(flag: str, clean_env: None) -> None:
+    ipdebug.enable("5m", allow=["127.0.0.1"], flag=flag, capture=True)
+    lines = (Path(flag).parent / "audit.log").read_text().splitlines()
+    assert json.loads(lines[-1])["capture"] is True
+
+
+# Capture in process: what the failing client gets, what the operator sees
+
+CUSTOMER = STRANGER
+
+
+def bare_outcome(app: t.Any, path: str, addr: str = CUSTOMER) -> tuple[object, ...]:
+    try:
+        response = client(app, addr).get(path, expect_errors=True)
+    except Exception as exc:
+        return ("raised", type(exc), str(exc))
+    return (response.status, sorted(response.headerlist), response.body)
+
+
+def wait_for(predicate: t.Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_denied_error_is_captured_and_propagates_unchanged(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make()
+    opened = open_window(middleware, capture=True)
+    seen: list[BaseException] = []
+
+    def server(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+        try:
+            return middleware(environ, start_response)
+        except Boom as exc:
+            seen.append(exc)
+            raise
+
+    # The failing client: the bare app's exception, the very same object.
+    assert bare_outcome(server, "/fail") == bare_outcome(plain_app, "/fail")
+    assert bare_outcome(server, "/") == bare_outcome(plain_app, "/")
+    assert len(middleware.captures) == 1
+    (entry,) = middleware.captures.listing(middleware.switch.current())
+    assert (
+        middleware.captures.get(str(entry["id"]), opened_window(middleware)).error
+        is seen[0]
+    )  # type: ignore[union-attr]
+    assert entry["method"] == "GET" and entry["path"] == "/fail"
+    assert entry["client"] == CUSTOMER and entry["pid"] == os.getpid()
+    assert entry["exception"] == "Boom: failed with local_value=42"
+
+    operator = client(middleware)
+    listed = operator.get("/__ipdebug__/errors.json").json
+    assert [e["id"] for e in listed["errors"]] == [entry["id"]]
+    assert listed["unanswered"] == []
+    assert listed["errors"][0]["url"].startswith(f"/__ipdebug__/errors/{entry['id']}")
+    html = operator.get("/__ipdebug__/errors").text
+    assert "Boom: failed with local_value=42" in html and CUSTOMER in html
+
+    page = operator.get(listed["errors"][0]["url"])
+    assert page.status_int == 200 and "Werkzeug Debugger" in page.text
+    assert "local_value" in page.text and "ipdebug-capture" in page.text
+    assert "IPDebugMiddleware.__call__" not in page.text  # ipdebug's frame skipped
+    secret, frame = secret_and_frame(page.text)
+    assert unlock(operator, secret, opened.pin)["auth"] is True
+    result = debugger_get(operator, secret, cmd="local_value", frm=frame)
+    assert result.status_int == 200 and "42" in result.text
+
+
+def opened_window(middleware: IPDebugMiddleware) -> t.Any:
+    window = middleware.switch.current()
+    assert window is not None
+    return window
+
+
+def test_without_capture_nothing_is_kept(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make()
+    open_window(middleware)
+    assert bare_outcome(middleware, "/fail") == bare_outcome(plain_app, "/fail")
+    assert len(middleware.captures) == 0
+    listed = client(middleware).get("/__ipdebug__/errors")
+    assert "does not capture" in listed.text
+
+
+def test_the_errors_pages_reach_the_app_for_everybody_else(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make()
+    open_window(middleware, capture=True)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/fail")
+    for path in (
+        "/__ipdebug__/errors",
+        "/__ipdebug__/errors.json",
+        "/__ipdebug__/errors/x",
+    ):
+        assert bare_outcome(middleware, path) == bare_outcome(plain_app, path)
+        # Allowed address, untrusted Host: the app too.
+        denied = client(middleware, host="evil.example").get(path)
+        assert denied.body == client(plain_app, host="evil.example").get(path).body
+    ipdebug.disable(middleware.settings.flag, environ={})
+    middleware.switch.poll_now()
+    assert client(middleware).get("/__ipdebug__/errors").text.startswith("app:GET")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(NotFound(), id="werkzeug-404"),
+        pytest.param(Forbidden(), id="werkzeug-403"),
+    ],
+)
+def test_client_errors_are_not_captured(
+    make: t.Callable[..., IPDebugMiddleware], error: Exception
+) -> None:
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+        raise error
+
+    middleware = make(app)
+    open_window(middleware, capture=True)
+    with pytest.raises(type(error)):
+        client(middleware, CUSTOMER).get("/")
+    assert len(middleware.captures) == 0
+
+
+def test_server_http_errors_and_odd_exceptions_are_captured(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    errors: list[Exception] = [InternalServerError(), Unprintable()]
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+        raise errors.pop(0)
+
+    middleware = make(app)
+    open_window(middleware, capture=True)
+    with pytest.raises(InternalServerError):
+        client(middleware, CUSTOMER).get("/")
+    with pytest.raises(Unprintable):
+        client(middleware, CUSTOMER).get("/")
+    listed = middleware.captures.listing(opened_window(middleware))
+    assert [e["exception"] for e in listed] == [
+        "Unprintable: (the message could not be read)",
+        "InternalServerError: 500 Internal Server Error: The server encountered an "
+        "internal error and was unable to complete your request. Either the server "
+        "is overloaded or there is an error in the application."[:213],
+    ]
+
+
+def test_bounded_by_max_captured_and_dropped_with_the_window(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make(max_captured=3)
+    open_window(middleware, capture=True)
+    alive: weakref.WeakSet[Payload] = weakref.WeakSet()
+    customer = client(middleware, CUSTOMER, **{"test.hold": alive.add})
+    for _ in range(5):
+        with pytest.raises(Boom):
+            customer.get("/fail")
+    gc.collect()
+    assert len(middleware.captures) == 3 and len(alive) == 3
+    open_window(middleware, capture=True)  # replaced: everything dropped
+    gc.collect()
+    assert len(middleware.captures) == 0 and len(alive) == 0
+    with pytest.raises(Boom):
+        customer.get("/fail")
+    ipdebug.disable(middleware.settings.flag, environ={})
+    middleware.switch.poll_now()
+    gc.collect()
+    assert len(middleware.captures) == 0 and len(alive) == 0
+
+
+def test_max_captured_setting(
+    make: t.Callable[..., IPDebugMiddleware], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert make().settings.max_captured == 50
+    monkeypatch.setenv("IPDEBUG_MAX_CAPTURED", "7")
+    assert make().settings.max_captured == 7
+    for bad in ("0", "1001", "ten"):
+        monkeypatch.setenv("IPDEBUG_MAX_CAPTURED", bad)
+        with pytest.raises(ConfigError, match=f"IPDEBUG_MAX_CAPTURED: '{bad}'"):
+            make()
+    monkeypatch.delenv("IPDEBUG_MAX_CAPTURED")
+    with pytest.raises(ConfigError, match="max_captured: True"):
+        make(max_captured=True)
+    for path in ("errors", "/errors/", "/a?b"):
+        with pytest.raises(ConfigError, match="errors_path"):
+            make(errors_path=path)
+
+
+def test_gone_captures_are_410_and_pages_off_with_none(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make()
+    open_window(middleware, capture=True)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/fail")
+    (entry,) = middleware.captures.listing(opened_window(middleware))
+    open_window(middleware, capture=True)
+    gone = client(middleware).get(
+        f"/__ipdebug__/errors/{entry['id']}", expect_errors=True
+    )
+    assert gone.status_int == 410 and "no longer held" in gone.text
+    dead = client(middleware).get(
+        "/__ipdebug__/errors/999999999x00", expect_errors=True
+    )
+    assert dead.status_int == 410
+    other = client(middleware).get(
+        "/__ipdebug__/errors/1x00?ipdebug_route=elsewhere", expect_errors=True
+    )
+    assert other.status_int == 421 and "'elsewhere'" in other.text
+
+    off = make(errors_path=None)
+    open_window(off, capture=True)
+    assert client(off).get("/__ipdebug__/errors").text.startswith("app:GET")
+
+
+def test_flask_customer_gets_flasks_500_and_the_error_is_captured(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    flask = pytest.importorskip("flask")
+    logged: list[str] = []
+    app = flask.Flask("capture_test")
+
+    @app.route("/fail")
+    def fail() -> str:
+        customer_value = "tenant-7"
+        flask_module = flask  # noqa: F841 (read by the console below)
+        raise Boom(f"view failed for {customer_value}")
+
+    @app.errorhandler(500)
+    def on_500(error: Exception) -> tuple[str, int]:
+        logged.append(type(getattr(error, "original_exception", error)).__name__)
+        return "our own 500 page", 500
+
+    bare = bare_outcome(app, "/fail")
+    middleware = make(app.wsgi_app)
+    app.wsgi_app = middleware  # type: ignore[method-assign]
+    opened = open_window(middleware, capture=True)
+    assert bare_outcome(app, "/fail") == bare
+    assert logged == ["Boom", "Boom"]
+    (entry,) = middleware.captures.listing(opened_window(middleware))
+    assert entry["exception"] == "Boom: view failed for tenant-7"
+    operator = client(app)
+    page = operator.get(f"/__ipdebug__/errors/{entry['id']}")
+    secret, frame = secret_and_frame(page.text)
+    unlock(operator, secret, opened.pin)
+    result = debugger_get(operator, secret, cmd="customer_value", frm=frame)
+    assert "tenant-7" in result.text
+    # Flask's request context is there, as for the operator's own errors.
+    result = debugger_get(operator, secret, cmd="flask_module.request.path", frm=frame)
+    assert "/fail" in result.text
+
+
+def test_audit_events_of_capture(
+    make: t.Callable[..., IPDebugMiddleware], records: Records
+) -> None:
+    middleware = make()
+    opened = open_window(middleware, capture=True)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/fail")
+    wait_for(lambda: "error.captured" in records.events())
+    captured = next(
+        r
+        for r in records.records
+        if getattr(r, "ipdebug_event", "") == "error.captured"
+    )
+    assert captured.ipdebug_client == CUSTOMER  # type: ignore[attr-defined]
+    fields = captured.ipdebug  # type: ignore[attr-defined]
+    assert fields["path"] == "/fail" and fields["exception"] == "Boom"
+    operator = client(middleware)
+    url = operator.get("/__ipdebug__/errors.json").json["errors"][0]["url"]
+    page = operator.get(url)
+    secret, frame = secret_and_frame(page.text)
+    unlock(operator, secret, opened.pin)
+    debugger_get(operator, secret, cmd="1+1", frm=frame)
+    events = records.events()
+    assert {"error.listed", "error.viewed"} <= set(events)
+    command = [
+        r
+        for r in records.records
+        if getattr(r, "ipdebug_event", "") == "console.command"
+    ][-1]
+    assert command.ipdebug["capture"] == fields["id"]  # type: ignore[attr-defined]
+    lines = (Path(middleware.settings.flag).parent / "audit.log").read_text()
+    assert '"event": "error.captured"' in lines and fields["id"] in lines
+
+
+def test_banner_of_a_capturing_window_counts_and_links(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    middleware = make()
+    open_window(middleware, capture=True)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/fail")
+    page = client(middleware).get("/fail", expect_errors=True).text
+    assert "captures the unhandled errors of every client" in page
+    assert "1 held by this worker" in page and 'href="/__ipdebug__/errors"' in page
+
+
+def test_errors_command_lists_the_captures_of_this_host(
+    make: t.Callable[..., IPDebugMiddleware], capsys: pytest.CaptureFixture[str]
+) -> None:
+    middleware = make()
+    flag = middleware.settings.flag
+    code, out, _ = run(capsys, "errors", "--flag", flag)
+    assert code == 0 and "no window is open" in out
+    open_window(middleware, capture=True)
+    for path in ("/fail", "/fail"):
+        with pytest.raises(Boom):
+            client(middleware, CUSTOMER).get(path)
+    code, out, _ = run(capsys, "errors", "--flag", flag, "--json")
+    listed = json.loads(out)
+    assert code == 0 and listed["capture"] is True and listed["unanswered"] == []
+    expected = middleware.captures.listing(opened_window(middleware))
+    assert [e["id"] for e in listed["errors"]] == [e["id"] for e in expected]
+    assert all(e["url"].startswith("/__ipdebug__/errors/") for e in listed["errors"])
+    code, out, _ = run(capsys, "errors", "--flag", flag)
+    assert "2 captured error(s)" in out and "Boom: failed with local_value=42" in out
+    assert listed["errors"][0]["url"] in out
+
+
+def test_the_pages_own_javascript_requests_reach_the_debugger(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    # Werkzeug's JavaScript asks "?__debugger__=yes&..." relative to the
+    # page, so console requests arrive on the capture's own URL.
+    middleware = make()
+    opened = open_window(middleware, capture=True)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/fail")
+    operator = client(middleware)
+    url = operator.get("/__ipdebug__/errors.json").json["errors"][0]["url"]
+    page = operator.get(url)
+    secret, frame = secret_and_frame(page.text)
+    path = url.split("?")[0]
+    style = operator.get(f"{path}?__debugger__=yes&cmd=resource&f=style.css")
+    assert style.status_int == 200 and style.content_type == "text/css"
+    auth = operator.get(
+        path,
+        params={
+            "__debugger__": "yes",
+            "cmd": "pinauth",
+            "pin": opened.pin,
+            "s": secret,
+        },
+    )
+    assert auth.json["auth"] is True
+    result = operator.get(
+        path,
+        params={"__debugger__": "yes", "cmd": "local_value", "frm": frame, "s": secret},
+    )
+    assert "42" in result.text
+
+
+def test_the_readme_walkthrough_runs_as_written(
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Capture: other clients' errors", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].split() for line in block.splitlines()]
+    assert [c[:2] for c in commands] == [
+        ["ipdebug", "enable"],
+        ["ipdebug", "errors"],
+        ["ipdebug", "errors"],
+        ["ipdebug", "disable"],
+    ]
+    monkeypatch.setenv("IPDEBUG_FLAG", flag)
+    monkeypatch.setenv("SSH_CLIENT", "127.0.0.1 50000 22")
+    middleware = IPDebugMiddleware(plain_app)
+    outputs = []
+    for command in commands:
+        code, out, _ = run(capsys, *command[1:])
+        assert code == 0, out
+        outputs.append(out)
+        if command[1] == "enable":
+            middleware.switch.poll_now()
+            with pytest.raises(Boom):
+                client(middleware, CUSTOMER).get("/fail?token=secret")
+    assert "PIN:" in outputs[0] and "Capturing" in outputs[0]
+    assert "1 captured error(s)" in outputs[1] and "token" not in outputs[1]
+    assert json.loads(outputs[2])["errors"][0]["path"] == "/fail"
+    middleware.switch.poll_now()
+    assert len(middleware.captures) == 0
