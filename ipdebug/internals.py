@@ -3,7 +3,9 @@
 ipdebug serves Werkzeug's own debugger page, resources and console (its
 JavaScript depends on them) but replaces the dispatcher around them. The
 pieces it borrows are not public API: each is wrapped here, marked
-``Werkzeug internal``, and was checked against Werkzeug 3.1.4 to 3.1.9;
+``Werkzeug internal``, and was checked against Werkzeug 2.3.8 to 3.1.9
+(every piece is the same in 2.3.x, 3.0.x and 3.1.x; only the JavaScript
+writes its URLs differently, with the same parameters);
 ``tests/test_werkzeug_contract.py`` fails loudly when a release changes one.
 Nothing else in ipdebug imports from ``werkzeug.debug``.
 """

@@ -76,10 +76,20 @@ def django_project() -> None:
 @pytest.fixture
 def outbox() -> Iterator[list[t.Any]]:
     """Mail to ADMINS, kept in memory."""
-    with override_settings(
-        ADMINS=[("Ops", "ops@example.com")],
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-    ):
+    backend = "django.core.mail.backends.locmem.EmailBackend"
+    # Django 6.0 takes ADMINS as addresses, 6.1 configures mail in MAILERS;
+    # the older forms warn there (and warnings are errors here).
+    admins: list[t.Any] = (
+        ["ops@example.com"]
+        if django.VERSION >= (6, 0)
+        else [("Ops", "ops@example.com")]
+    )
+    mailer: dict[str, t.Any] = (
+        {"MAILERS": {"default": {"BACKEND": backend}}}
+        if django.VERSION >= (6, 1)
+        else {"EMAIL_BACKEND": backend}
+    )
+    with override_settings(ADMINS=admins, **mailer):
         mail.outbox = []
         yield mail.outbox
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import threading
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
@@ -74,11 +75,14 @@ def test_resources_are_the_engines(gated: tuple[IPDebugMiddleware, TestApp]) -> 
     name, marker = (
         ("native.js", b"X-IPDebug-Secret")
         if WIRE.engine == "native"
-        else ("debugger.js", b"function makeDebugURL")
+        else ("debugger.js", b"")
     )
     js = app.get("/", params={"__debugger__": "yes", "cmd": "resource", "f": name})
     assert js.headers["Cache-Control"] == "no-store"
-    assert marker in js.body
+    if WIRE.engine == "native":
+        assert marker in js.body
+    else:  # Werkzeug's own file, whatever its version writes in it
+        assert js.body == pkgutil.get_data("werkzeug.debug", "shared/debugger.js")
     for name in ["../__init__.py", "", "nope.js"]:
         missing = app.get(
             "/",

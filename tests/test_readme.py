@@ -41,6 +41,9 @@ COMMANDS = {
     "uwsgi": "IPDEBUG_ALLOW=203.0.113.0/24 IPDEBUG_TRUSTED_HOSTS=app.example.com \\\n    uwsgi ",
     "redis": "export IPDEBUG_FLAG='redis://",
     "attach": "ipdebug enable --for 15m --allow ssh --attach pdb",
+    # Run by ./scripts/test (CI) as written: its corners and build parts.
+    "corners": ".venv/bin/nox -s lowest fast-3.13",
+    "release-build": ".venv/bin/python -m build && .venv/bin/twine check --strict",
     # Run line by line by tests/test_capture.py's walkthrough test.
     "capture": "ipdebug enable --for 15m --allow ssh --capture",
     # The ASGI section's blocks run in tests/test_asgi_readme.py.
@@ -125,6 +128,14 @@ def test_the_asgi_section_s_blocks_are_those_test_asgi_readme_runs() -> None:
     assert block("asgi-gunicorn").strip() in run
     assert block("asgi-enable").strip() in run
     assert block("asgi-one-walk").strip() in run
+
+
+def test_the_matrix_and_build_blocks_are_what_ci_runs() -> None:
+    """./scripts/test (which .ci/run calls) runs these, as written."""
+    script = (Path(__file__).parent.parent / "scripts" / "test").read_text()
+    assert block("corners").strip() in script.replace('"${flags[@]}" ', "")
+    for command in block("release-build").strip().split(" && "):
+        assert command.split(" >")[0] in script, command
 
 
 def test_the_capture_walkthrough_is_the_one_test_capture_runs() -> None:

@@ -14,6 +14,8 @@ import re
 import sys
 
 import werkzeug
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from werkzeug.debug import _ConsoleFrame
 from werkzeug.debug.tbtools import (
@@ -36,11 +38,25 @@ def caught() -> ValueError:
     raise AssertionError("unreachable")
 
 
+#: The Werkzeug releases the suite has passed against (the nox sessions run
+#: both ends); pyproject.toml states the same range.
+TESTED = SpecifierSet(">=2.3.8,<3.2")
+WERKZEUG = Version(importlib.metadata.version("werkzeug"))
+
+
 def test_werkzeug_is_inside_the_tested_range() -> None:
-    version = Version(importlib.metadata.version("werkzeug"))
-    assert Version("3.1.4") <= version < Version("3.2"), (
-        f"Werkzeug {version} is outside the tested range"
-    )
+    assert WERKZEUG in TESTED, f"Werkzeug {WERKZEUG} is outside the tested range"
+
+
+def test_the_pin_states_the_tested_range() -> None:
+    # Read from the installed package's metadata, so that it holds for the
+    # wheel as much as for the source tree.
+    requirements = [
+        Requirement(r) for r in importlib.metadata.requires("ipdebug") or []
+    ]
+    (werkzeug_pin,) = [r for r in requirements if r.name.lower() == "werkzeug"]
+    assert werkzeug_pin.specifier == TESTED
+    assert not werkzeug_pin.marker and not werkzeug_pin.extras
 
 
 def test_debug_traceback_frames_and_page() -> None:
@@ -67,20 +83,35 @@ def test_console_frame_and_page() -> None:
     assert "CONSOLE_MODE = true" in html and 'SECRET = "123xabc"' in html
 
 
+#: How the page's JavaScript builds each request ipdebug answers. The
+#: parameters are the same in every tested release; only the way the URL is
+#: written changed: Werkzeug 3.0 added ``makeDebugURL``, which also sends the
+#: secret with resource requests (ipdebug ignores it there).
+if Version("3.0") <= WERKZEUG:
+    PROTOCOL = [
+        'params.set("s", SECRET)',
+        "return `?__debugger__=yes&${params}`",
+        'makeDebugURL({cmd: "pinauth", pin: this.pin.value})',
+        'makeDebugURL({cmd: "printpin"})',
+        'makeDebugURL({cmd: "resource", f: "console.png"})',
+        "makeDebugURL({cmd: command.value, frm: frameID})",
+    ]
+else:  # 2.3.x
+    PROTOCOL = [
+        "?__debugger__=yes&cmd=pinauth&pin=${pin}&s=${encodedSecret}",
+        "?__debugger__=yes&cmd=printpin&s=${encodedSecret}",
+        '"?__debugger__=yes&cmd=resource&f=console.png"',
+        '__debugger__: "yes",\n      cmd: cmd,\n      frm: frameID,\n      s: SECRET,',
+    ]
+
+
 def test_resources_and_the_javascript_protocol() -> None:
     js = pkgutil.get_data("werkzeug.debug", "shared/debugger.js")
     assert js is not None
     text = js.decode()
     # ipdebug answers exactly these requests of the page's JavaScript.
-    for fragment in [
-        'params.set("s", SECRET)',
-        "__debugger__=yes",
-        'cmd: "pinauth"',
-        'cmd: "printpin"',
-        "frm: frameID",
-        "({auth, exhausted})",
-    ]:
-        assert fragment in text, fragment
+    for fragment in [*PROTOCOL, "({auth, exhausted})"]:
+        assert fragment in text, f"Werkzeug {WERKZEUG}: {fragment}"
     for name in ["style.css", "console.png", "less.png", "more.png"]:
         assert pkgutil.get_data("werkzeug.debug", f"shared/{name}"), name
 

@@ -27,6 +27,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "examples.djangoproject.urls"
 WSGI_APPLICATION = "examples.djangoproject.wsgi.application"  # for runserver
 DATABASES: dict[str, dict[str, str]] = {}
+# Django 5's default, stated for Django 4.2 (which warns when it is unset).
+USE_TZ = True
 
 # Who may ever get the debugger (each `ipdebug enable --allow` can only
 # narrow it). Django settings win over IPDEBUG_* environment variables.
