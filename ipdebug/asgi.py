@@ -215,7 +215,7 @@ class IPDebugASGIMiddleware:
         error: BaseException | None
         skip = 0
         try:
-            await self.app(scope, receive, held)
+            await self.app(scope, held.receive(receive), held)
         except Exception as exc:
             error, skip = exc, 1  # skip this frame in the traceback
         else:

@@ -8,6 +8,7 @@ so that it can still become a debugger page. Used by :mod:`ipdebug.asgi`.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
 import typing as t
@@ -18,6 +19,7 @@ if t.TYPE_CHECKING:
     Scope = MutableMapping[str, t.Any]
     Message = MutableMapping[str, t.Any]
     Send = Callable[[Message], Awaitable[None]]
+    Receive = Callable[[], Awaitable[Message]]
 
 #: Body bytes of a gated-in 5xx response held before it is sent anyway.
 MAX_HELD = 1 << 20
@@ -150,12 +152,16 @@ class HeldSend:
         self._status = 0
         self._size = 0
         self.sent = False
+        #: Set once the app has sent its whole response (held or not).
+        self.complete = asyncio.Event()
 
     async def __call__(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "http.response.body" and not message.get("more_body", False):
+            self.complete.set()
         if self.sent:
             await self._send(message)
             return
-        kind = message.get("type")
         if kind == "http.response.start":
             self._status = int(message.get("status", 0))
             self._held.append(message)
@@ -173,6 +179,28 @@ class HeldSend:
         # Trailers, pathsend, extensions: pass everything on in order.
         self._held.append(message)
         await self.flush()
+
+    def receive(self, receive: Receive) -> Receive:
+        """``receive`` for the app: once its response is complete, the
+        client is gone as far as it can tell (``http.disconnect``), as the
+        server would say, though the response it sent is still held. Apps
+        that wait for the disconnect before returning (Quart 0.23) would
+        otherwise wait for ever.
+        """
+
+        async def app_receive() -> Message:
+            if self.complete.is_set():
+                return {"type": "http.disconnect"}
+            message = asyncio.ensure_future(receive())
+            complete = asyncio.ensure_future(self.complete.wait())
+            await asyncio.wait({message, complete}, return_when=asyncio.FIRST_COMPLETED)
+            complete.cancel()
+            if message.done():
+                return message.result()
+            message.cancel()
+            return {"type": "http.disconnect"}
+
+        return app_receive
 
     async def flush(self) -> None:
         held, self._held = self._held, []

@@ -73,17 +73,22 @@ def scope(
 async def call(app: t.Any, request: dict[str, t.Any]) -> Outcome:
     messages: list[Message] = []
     sent_request = False
+    # As a server does: the client is gone once the response is complete
+    # (Quart 0.23 waits for that before its request task ends).
+    done = asyncio.Event()
 
     async def receive() -> Message:
         nonlocal sent_request
         if not sent_request:
             sent_request = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.sleep(3600)
+        await done.wait()
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
         messages.append(dict(message))
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
 
     try:
         await app(request, receive, send)

@@ -640,3 +640,25 @@ def test_attach_debugpy_is_refused_with_a_warning(amake: t.Any, records: t.Any) 
         "debugpy" not in __import__("sys").modules
         or not middleware.debugger.debugpy.started
     )
+
+
+def test_an_app_that_waits_for_the_disconnect_after_its_500(amake: t.Any) -> None:
+    """Quart 0.23 ends a request only once the client is gone. A gated-in
+    500 is held, so the server never says so: ipdebug tells the app itself
+    (``http.disconnect`` once its response is complete), else the request
+    would hang for ever.
+    """
+
+    async def app(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        assert (await receive())["type"] == "http.request"
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b"our 500"})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        raise LookupError("after the 500")
+
+    middleware = amake(app)
+    open_window(middleware)
+    outcome = asyncio.run(asyncio.wait_for(call(middleware, scope("/fail")), 20))
+    assert outcome.status == 500
+    assert "LookupError: after the 500" in outcome.text
