@@ -39,7 +39,7 @@ else:  # pragma: no cover
 
 #: What the sdist carries besides the package, so that distributions can run
 #: the suite from it.
-SDIST_FOLDERS = ["tests", "examples", "bench", "fuzz"]
+SDIST_FOLDERS = ["tests", "examples", "bench", "fuzz", "scripts"]
 SDIST_FILES = [
     "pyproject.toml",
     "noxfile.py",
