@@ -3,7 +3,8 @@
 .. code-block:: text
 
     ipdebug enable [--for 15m] [--allow ADDR|CIDR|ssh ...] [--allow-everyone]
-                   [--reason TEXT] [--attach pdb|debugpy] [--flag PATH] [--json]
+                   [--reason TEXT] [--attach pdb|debugpy] [--capture] [--flag PATH]
+                   [--json]
     ipdebug disable [--flag PATH] [--json]
     ipdebug status [--flag PATH] [--json]
     ipdebug attach [--wait 60s] [--flag PATH]

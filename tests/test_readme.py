@@ -30,6 +30,7 @@ README = ROOT / "README.md"
 #: Each command block (``sh`` or ``console``), by how it starts, and the
 #: test that runs it.
 COMMANDS = {
+    "tests": "./scripts/test",
     "demo": "python3 -m venv .venv && .venv/bin/pip install -e '.[flask]'",
     "install-checkout": "pip install -e '.[flask,gunicorn]'",
     "install-wheel": "pip wheel --no-deps -w dist .",
@@ -130,6 +131,11 @@ def test_the_asgi_section_s_blocks_are_those_test_asgi_readme_runs() -> None:
     assert block("asgi-one-walk").strip() in run
 
 
+def test_the_test_command_is_what_ci_runs() -> None:
+    ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
+    assert f"exec {block('tests').strip()}" in ci
+
+
 def test_the_matrix_and_build_blocks_are_what_ci_runs() -> None:
     """./scripts/test (which .ci/run calls) runs these, as written."""
     script = (Path(__file__).parent.parent / "scripts" / "test").read_text()
@@ -154,8 +160,10 @@ def test_the_command_line_synopsis_is_the_cli_s() -> None:
     ]
     assert len(synopsis) == 1
     doc = ipdebug.cli.__doc__ or ""
-    for line in synopsis[0].splitlines():
-        assert line.strip() in doc, line
+    documented = doc.split(".. code-block:: text", 1)[1].split("\n\n")[1]
+    assert [line.strip() for line in synopsis[0].splitlines()] == [
+        line.strip() for line in documented.splitlines()
+    ]
 
 
 # Helpers
