@@ -26,7 +26,6 @@ same status, headers and body, exceptions propagated as without ipdebug.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -246,8 +245,6 @@ class IPDebugMiddleware:
         #: Peers of denied requests without a forwarding header looked at in
         #: this window, while ``trusted_proxies`` is set; ``None`` when done.
         self._unforwarded: set[str] | None = None
-        # Resolved addresses of failing clients, for captures (bounded).
-        self._capture_clients: dict[object, str] = {}
         _INSTANCES.add(self)
         _connect_integrations()
         #: Whether a framework's signal receiver may hand errors over (Flask
@@ -338,22 +335,16 @@ class IPDebugMiddleware:
 
     def _client_of(self, environ: WSGIEnvironment) -> str:
         """The resolved client address of a failing request, or its raw
-        ``REMOTE_ADDR`` when it does not resolve (cached, bounded).
+        ``REMOTE_ADDR`` when it does not resolve. Not cached: a cache keyed
+        by the forwarding headers would let any failing client fill memory
+        with them (the gate reads them only from trusted proxies, bounded);
+        resolving reads at most :data:`~ipdebug.address.MAX_FORWARDED_LENGTH`
+        characters from the right.
         """
-        get = environ.get
-        key = (get("REMOTE_ADDR"), get("HTTP_X_FORWARDED_FOR"), get("HTTP_FORWARDED"))
-        cache = self._capture_clients
-        try:
-            return cache[key]
-        except (KeyError, TypeError):
-            pass
         address = resolve_client(environ, self.settings.trusted_proxies)
-        client = str(address) if address is not None else _text(str(key[0]))[:100]
-        if len(cache) >= 1024:
-            cache.clear()
-        with contextlib.suppress(TypeError):  # an unhashable environ value
-            cache[key] = client
-        return client
+        if address is not None:
+            return str(address)
+        return _text(str(environ.get("REMOTE_ADDR")))[:100]
 
     def _captured(self, capture: Summary) -> None:
         """After a capture, on a background thread: audit it, and add it to

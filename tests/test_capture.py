@@ -22,6 +22,7 @@ from ipdebug.cli import main
 from ipdebug.errors import ConfigError
 from ipdebug.filestore import FileFlagStore
 from ipdebug.flag import Window
+from ipdebug.gate import CACHE_BYTES
 from ipdebug.pin import PinHash
 
 from .conftest import (
@@ -508,3 +509,44 @@ def test_the_readme_walkthrough_runs_as_written(
     assert json.loads(outputs[2])["errors"][0]["path"] == "/fail"
     middleware.switch.poll_now()
     assert len(middleware.captures) == 0
+
+
+@pytest.mark.parametrize("peer", ["198.51.100.9", "127.0.0.1"], ids=["direct", "proxy"])
+def test_failing_clients_headers_are_not_kept(
+    make: t.Callable[..., IPDebugMiddleware], peer: str
+) -> None:
+    """A capture resolves its client's address; nothing keyed by the
+    client's forwarding headers stays behind (issue 11's memory finding,
+    for failing requests while a window captures).
+    """
+    import tracemalloc
+
+    from werkzeug.test import create_environ
+
+    middleware = make(trusted_proxies=["127.0.0.1"], max_captured=1)
+    open_window(middleware, capture=True)
+
+    def fail(n: int) -> None:
+        environ = create_environ("/fail", "http://localhost/")
+        environ["REMOTE_ADDR"] = peer
+        environ["HTTP_X_FORWARDED_FOR"] = f"203.0.113.{n % 250}, " + "7" * 2000
+        with pytest.raises(Boom):
+            middleware(environ, lambda *a: None)
+
+    for n in range(20):  # warm up: the one capture kept, caches, logging
+        fail(n)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(300):
+            fail(n)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(middleware.captures) == 1
+    # Through a trusted proxy the gate keeps its own decisions by header,
+    # bounded in bytes (ipdebug.gate.CACHE_BYTES); nothing else may grow.
+    allowed = 256 * 1024 + (CACHE_BYTES if peer == "127.0.0.1" else 0)
+    assert grown < allowed, grown
