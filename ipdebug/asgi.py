@@ -156,8 +156,30 @@ class IPDebugASGIMiddleware:
             )
             client = None
         if client is None or window is None:
-            return await self.app(scope, receive, send)
+            if window is None or not window.capture:
+                return await self.app(scope, receive, send)
+            # Not gated in, and the window captures: record an unhandled
+            # error (Starlette's ServerErrorMiddleware re-raises after its
+            # 500), then re-raise the very same exception.
+            try:
+                return await self.app(scope, receive, send)
+            except Exception as exc:
+                self._capture(exc, scope, gate)
+                raise
         await self._gated(scope, receive, send, gate.loaded(), window, client)
+
+    def _capture(self, error: BaseException, scope: Scope, gate: GateEnviron) -> None:
+        """Hand a failing request that is not gated in to the core's
+        capture (which never raises; this wrapper neither).
+        """
+        try:
+            environ = gate.loaded()
+            full_environ(scope, environ)
+            self.core.capture(error, environ, skip=1)
+        except Exception:
+            self.core._log_once(
+                logging.ERROR, "ipdebug could not capture an error", exc_info=True
+            )
 
     async def _gated(
         self,
@@ -177,7 +199,14 @@ class IPDebugASGIMiddleware:
         try:
             full_environ(scope, environ)
             cross = self.debugger.cross_site(environ)
-            route = None if cross else _route(self.debugger, environ)
+            errors = self.core.errors
+            if cross:
+                route = None
+            elif errors is not None and errors.handles(environ.get("PATH_INFO")):
+                # The captured errors' list and pages, with their consoles.
+                route = "errors"
+            else:
+                route = _route(self.debugger, environ)
         except Exception:
             # Fail closed, as the WSGI side: served as without ipdebug.
             logger.exception("ipdebug failed to serve a debugger request")
@@ -193,7 +222,7 @@ class IPDebugASGIMiddleware:
             # The native engine's PIN and console input come in the body.
             environ["wsgi.input"] = io.BytesIO(await _read_body(receive))
         response = await self._in_thread(
-            _answer, self.debugger, route, environ, window, client
+            _answer, self.core, route, environ, window, client
         )
         if response is None:
             # Fail closed, as the WSGI side: the app answers.
@@ -315,15 +344,20 @@ def _route(debugger: Debugger, environ: dict[str, t.Any]) -> str | None:
 
 
 def _answer(
-    debugger: Debugger,
+    core: _core.IPDebugMiddleware,
     route: str,
     environ: dict[str, t.Any],
     window: Window,
     client: str,
 ) -> Response:
-    """A debugger request's response (run in a worker thread)."""
+    """A debugger (or errors page) request's response (run in a worker
+    thread).
+    """
     request = Request(environ)
-    if route == "command":
+    debugger = core.debugger
+    if route == "errors" and core.errors is not None:
+        response = core.errors.respond(request, window, client)
+    elif route == "command":
         response = debugger.command(request, window, client)
     else:
         response = debugger.console(request, window, client)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import re
 import threading
 import typing as t
@@ -34,7 +35,7 @@ from .asgi_driver import (
     scope,
     unlock,
 )
-from .conftest import OPERATOR
+from .conftest import OPERATOR, secret_and_frame
 
 OTHER = "127.0.0.2"
 
@@ -662,3 +663,35 @@ def test_an_app_that_waits_for_the_disconnect_after_its_500(amake: t.Any) -> Non
     outcome = asyncio.run(asyncio.wait_for(call(middleware, scope("/fail")), 20))
     assert outcome.status == 500
     assert "LookupError: after the 500" in outcome.text
+
+
+def test_capture_of_other_clients_errors_and_the_errors_pages(amake: t.Any) -> None:
+    """A capturing window: a customer's failure in a Starlette app is
+    captured (the customer gets Starlette's own 500 and the same exception
+    propagates); the operator lists it and opens its live frames.
+    """
+    bare = build_starlette()
+    middleware = amake(bare)
+    opened = open_window(middleware, capture=True)
+    customer = get(middleware, "/fail", client=(OTHER, 1))
+    expected = get(bare, "/fail", client=(OTHER, 1))
+    assert customer.messages == expected.messages
+    assert type(customer.error).__name__ == "Boom"
+    assert len(middleware.core.captures) == 1
+    # Errors pages: for the operator; anybody else reaches the app.
+    listed = get(middleware, "/__ipdebug__/errors.json")
+    assert listed.status == 200
+    (entry,) = json.loads(listed.body)["errors"]
+    assert entry["client"] == OTHER and entry["path"] == "/fail"
+    assert get(middleware, "/__ipdebug__/errors.json", client=(OTHER, 1)).status == 404
+    page = get(middleware, entry["url"])
+    assert page.status == 200 and "async-local-42" in page.text
+    secret, frame = secret_and_frame(page.text)
+    cookie = unlock(middleware, secret, opened)
+    base = entry["url"].split("?")[0]
+    marker = get(
+        middleware,
+        base + debugger_query(secret, cmd="marker", frm=frame)[1:],
+        headers=cookie,
+    )
+    assert console(marker) == "'async-local-42'"
