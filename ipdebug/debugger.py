@@ -603,8 +603,12 @@ class Debugger:
         tb = self.engine.traceback(error, skip=skip, names=environ.get(NAMES_KEY))
         session = self.sessions.get(window)
         ref = self.sessions.keep(session, tb.frames, contexts, page=tb)
-        document = tb.json(self.page_url(environ, ref)) if as_json else None
         unlocked = self.pins.trusted(environ, window)
+        document = (
+            tb.json(self.page_url(environ, ref), show_locals=unlocked)
+            if as_json
+            else None
+        )
         html = document or self.with_banner(
             tb.page(evalex=self.evalex, secret=session.secret, evalex_trusted=unlocked),
             window,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import time
 import typing as t
 import weakref
@@ -550,3 +551,43 @@ def test_failing_clients_headers_are_not_kept(
     # bounded in bytes (ipdebug.gate.CACHE_BYTES); nothing else may grow.
     allowed = 256 * 1024 + (CACHE_BYTES if peer == "127.0.0.1" else 0)
     assert grown < allowed, grown
+
+
+def test_a_captured_errors_locals_need_the_pin_with_the_native_engine(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    """Another client's data (a local of its failing view) is not on the
+    capture page, nor in its JSON, until the window's PIN unlocked the
+    operator's browser.
+    """
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+        card_token = environ["QUERY_STRING"].upper()  # the customer's data
+        raise Boom(f"payment failed ({len(card_token)})")
+
+    middleware = make(app, engine="native")
+    opened = open_window(middleware, capture=True)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/pay?token=tok_live_abcxyz")
+    operator = client(middleware)
+    (entry,) = operator.get("/__ipdebug__/errors.json").json["errors"]
+    locked = operator.get(entry["url"])
+    assert locked.status_int == 200 and "payment failed" in locked.text
+    assert "TOKEN=TOK_LIVE_ABCXYZ" not in locked.text
+    as_json = operator.get(entry["url"], headers={"Accept": "application/json"})
+    assert "TOKEN=TOK_LIVE_ABCXYZ" not in as_json.text
+    secret = re.search(r'data-secret="([^"]+)"', locked.text) or re.search(
+        r'SECRET = "([^"]+)"', locked.text
+    )
+    assert secret is not None
+    assert native_unlock(operator, entry["url"], secret.group(1), opened.pin)
+    assert "TOKEN=TOK_LIVE_ABCXYZ" in operator.get(entry["url"]).text
+
+
+def native_unlock(app: t.Any, url: str, secret: str, pin: str) -> bool:
+    reply = app.post(
+        url.split("?")[0] + "?__debugger__=yes&cmd=pinauth",
+        {"pin": pin},
+        headers={"X-IPDebug-Secret": secret},
+    )
+    return bool(reply.json["auth"])

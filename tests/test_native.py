@@ -244,7 +244,13 @@ def test_model_bounds_chains_and_groups() -> None:
 def test_locals_with_raising_huge_and_looping_reprs_do_not_break_the_page(
     native: tuple[IPDebugMiddleware, TestApp, str],
 ) -> None:
-    _, app, _ = native
+    _, app, pin = native
+    locked = page_of(app, "/group")
+    # Before the PIN: no locals (and no __repr__ of the app's objects run).
+    assert (
+        "RaisingRepr" not in locked and "shown once the console is unlocked" in locked
+    )
+    unlocked(app, "/group", pin)
     page = page_of(app, "/group")
     assert (
         "&lt;repr() of RaisingRepr object raised ValueError: repr exploded&gt;" in page
@@ -482,7 +488,14 @@ class Unreadable:
 def test_json_for_api_clients_and_the_page_behind_it(
     native: tuple[IPDebugMiddleware, TestApp, str],
 ) -> None:
-    middleware, app, _ = native
+    middleware, app, pin = native
+    locked = app.get(
+        "/chain", headers={"Accept": "application/json"}, status=500, expect_errors=True
+    ).json
+    # Before the PIN: the story without the locals (other people's data).
+    assert locked["locals_shown"] is False
+    assert locked["exception"]["chain"][-1]["frames"][-1]["locals"] is None
+    unlocked(app, "/chain", pin)
     response = app.get(
         "/chain", headers={"Accept": "application/json"}, status=500, expect_errors=True
     )

@@ -82,9 +82,12 @@ class Traceback(t.Protocol):
     def text(self) -> str:
         """The plain-text traceback (for the server's error log)."""
 
-    def json(self, page_url: str) -> str | None:
+    def json(self, page_url: str, *, show_locals: bool) -> str | None:
         """The traceback as JSON for API clients, or ``None`` if the
         engine has no JSON (the client then gets the HTML page).
+
+        :param show_locals: include local variables' representations (only
+            for a client the window's PIN unlocked).
         """
 
 

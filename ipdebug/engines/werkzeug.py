@@ -42,7 +42,7 @@ class _Traceback:
     def text(self) -> str:
         return self._tb.text()
 
-    def json(self, page_url: str) -> str | None:
+    def json(self, page_url: str, *, show_locals: bool) -> str | None:
         return None  # Werkzeug has no JSON: API clients get the HTML page
 
 

@@ -56,8 +56,8 @@ class NativeTraceback:
             self._text = model.text(self.model)
         return self._text
 
-    def json(self, page_url: str) -> str | None:
-        return render.as_json(self.model, page_url)
+    def json(self, page_url: str, *, show_locals: bool) -> str | None:
+        return render.as_json(self.model, page_url, show_locals=show_locals)
 
 
 class NativeEngine:

@@ -46,7 +46,9 @@ def page(
     )
     if evalex:
         _pin_form(out, evalex_trusted)
-    _exception(out, model, evalex, {})
+    # Locals are other people's data too (captured errors): shown, like the
+    # console, only once the window's PIN unlocked this browser.
+    _exception(out, model, evalex, {}, show_locals=evalex_trusted)
     out.append(
         '<details id="plain" class="plain"><summary>Plain-text traceback</summary>'
         '<button type="button" class="copy" disabled>Copy to clipboard</button>'
@@ -112,7 +114,12 @@ def _pin_form(out: list[str], trusted: bool) -> None:
 
 
 def _exception(
-    out: list[str], model: ExceptionModel, evalex: bool, blocks: _Blocks
+    out: list[str],
+    model: ExceptionModel,
+    evalex: bool,
+    blocks: _Blocks,
+    *,
+    show_locals: bool,
 ) -> None:
     out.append('<div class="chain">')
     for index, exc in enumerate(model.chain()):
@@ -137,7 +144,7 @@ def _exception(
             out.append('<ol class="frames">')
             last = exc.frames[-1]
             for frame in exc.frames:
-                _frame(out, frame, evalex, frame is last, blocks)
+                _frame(out, frame, evalex, frame is last, blocks, show_locals)
             out.append("</ol>")
         if exc.elided:
             out.append(f'<p class="hidden-frames">{exc.elided} frames left out</p>')
@@ -152,7 +159,7 @@ def _exception(
                     f'<li><details class="sub" open><summary>{escape(child.summary)}'
                     "</summary>"
                 )
-                _exception(out, child, evalex, blocks)
+                _exception(out, child, evalex, blocks, show_locals=show_locals)
                 out.append("</details></li>")
             out.append("</ol>")
             if exc.more_children:
@@ -163,7 +170,12 @@ def _exception(
 
 
 def _frame(
-    out: list[str], frame: FrameModel, evalex: bool, last: bool, blocks: _Blocks
+    out: list[str],
+    frame: FrameModel,
+    evalex: bool,
+    last: bool,
+    blocks: _Blocks,
+    show_locals: bool,
 ) -> None:
     out.append(f'<li class="frame" id="frame-{frame.id}" data-frame="{frame.id}">')
     # A group's members repeat the same frames: each frame's heading and
@@ -177,11 +189,17 @@ def _frame(
             f"{_source(frame)}"
         )
     out.append(block)
-    table = frame.memo.get("html")
-    if table is None:
-        table = frame.memo["html"] = _locals(frame)
-    if table:
-        out.append(f'<details class="locals"{" open" if last else ""}>{table}')
+    if show_locals:
+        table = frame.memo.get("html")
+        if table is None:
+            table = frame.memo["html"] = _locals(frame)
+        if table:
+            out.append(f'<details class="locals"{" open" if last else ""}>{table}')
+    elif frame.locals and last:
+        out.append(
+            '<p class="locals-locked">Local variables are shown once the '
+            "console is unlocked with the PIN.</p>"
+        )
     if evalex:
         out.append(
             f'<button type="button" class="open-console" data-frame="{frame.id}" '
@@ -246,15 +264,22 @@ def _marked(line: str, frame: FrameModel) -> str:
     )
 
 
-def as_json(model: ExceptionModel, page_url: str) -> str:
-    """The traceback for API clients."""
+def as_json(model: ExceptionModel, page_url: str, *, show_locals: bool) -> str:
+    """The traceback for API clients; locals (``null`` until then) once
+    the window's PIN unlocked the client, as on the page.
+    """
     return json.dumps(
-        {"engine": "native", "page_url": page_url, "exception": _exc_json(model)},
+        {
+            "engine": "native",
+            "page_url": page_url,
+            "locals_shown": show_locals,
+            "exception": _exc_json(model, show_locals),
+        },
         ensure_ascii=False,
     )
 
 
-def _exc_json(model: ExceptionModel) -> dict[str, t.Any]:
+def _exc_json(model: ExceptionModel, show_locals: bool) -> dict[str, t.Any]:
     return {
         "chain": [
             {
@@ -264,8 +289,8 @@ def _exc_json(model: ExceptionModel) -> dict[str, t.Any]:
                 "relation": exc.relation or None,
                 "hidden_frames": exc.hidden,
                 "elided_frames": exc.elided,
-                "frames": [_frame_json(f) for f in exc.frames],
-                "exceptions": [_exc_json(c) for c in exc.children]
+                "frames": [_frame_json(f, show_locals) for f in exc.frames],
+                "exceptions": [_exc_json(c, show_locals) for c in exc.children]
                 if exc.is_group
                 else None,
                 "more_exceptions": exc.more_children,
@@ -275,8 +300,8 @@ def _exc_json(model: ExceptionModel) -> dict[str, t.Any]:
     }
 
 
-def _frame_json(frame: FrameModel) -> dict[str, t.Any]:
-    reprs, more = frame.local_reprs()
+def _frame_json(frame: FrameModel, show_locals: bool) -> dict[str, t.Any]:
+    reprs, more = frame.local_reprs() if show_locals else ([], 0)
     pos = frame.positions
     return {
         "id": frame.id,
@@ -288,6 +313,6 @@ def _frame_json(frame: FrameModel) -> dict[str, t.Any]:
         if pos is None
         else {"lineno": pos[0], "end_lineno": pos[1], "col": pos[2], "end_col": pos[3]},
         "source": [{"lineno": n, "line": line} for n, line in frame.source],
-        "locals": dict(reprs),
+        "locals": dict(reprs) if show_locals else None,
         "more_locals": more,
     }
