@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import typing as t
 
 import pytest
@@ -663,3 +664,38 @@ def test_auto_picks_native_when_werkzeug_debug_is_gone(flag: str) -> None:
     assert outcome["explicit"].startswith("engine: 'werkzeug' cannot be used")
     assert outcome["auth"] == {"auth": True, "exhausted": False}
     assert '<pre class="result">42</pre>' in outcome["answer"]
+
+
+def test_the_console_leaves_other_threads_print_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a console command, ``print`` in the app's other threads still
+    behaves as with the real stream: a logging shim whose ``write`` returns
+    None, or no stream at all.
+    """
+    from ipdebug.engines.native import console as native_console
+
+    class Shim:
+        def __init__(self) -> None:
+            self.text: list[str] = []
+
+        def write(self, text: str) -> None:
+            self.text.append(text)
+
+    for stream in [Shim(), None]:
+        monkeypatch.setattr(sys, "stdout", stream)
+        assert "printed" in native_console.run("print('printed')", {}, {})
+        thread_errors: list[BaseException] = []
+
+        def app_thread(thread_errors: list[BaseException] = thread_errors) -> None:
+            try:
+                print("from the app", flush=True)
+            except BaseException as exc:
+                thread_errors.append(exc)
+
+        worker = threading.Thread(target=app_thread)
+        worker.start()
+        worker.join()
+        assert thread_errors == []
+        if stream is not None:
+            assert "from the app" in "".join(stream.text)

@@ -48,19 +48,29 @@ class _Capture:
         self._stream = stream
         self._local = threading.local()
 
-    def write(self, text: str) -> int:
+    def write(self, text: str) -> t.Any:
         buffer: list[str] | None = getattr(self._local, "buffer", None)
         if buffer is None:
-            return int(self._stream.write(text))
-        if sum(map(len, buffer)) < MAX_OUTPUT:
+            # Exactly what the real stream does (a logging shim may return
+            # None; no stream at all, as under pythonw, drops the text).
+            stream = self._stream
+            return None if stream is None else stream.write(text)
+        if self._local.size < MAX_OUTPUT:
             buffer.append(str(text))
+            self._local.size += len(text)
         return len(text)
+
+    def flush(self) -> None:
+        flush = getattr(self._stream, "flush", None)
+        if flush is not None:
+            flush()
 
     def __getattr__(self, name: str) -> t.Any:
         return getattr(self._stream, name)
 
     def start(self) -> None:
         self._local.buffer = []
+        self._local.size = 0
 
     def stop(self) -> str:
         buffer: list[str] = self._local.buffer
