@@ -699,3 +699,29 @@ def test_the_console_leaves_other_threads_print_as_it_was(
         assert thread_errors == []
         if stream is not None:
             assert "from the app" in "".join(stream.text)
+
+
+def test_non_ascii_digits_are_refused_not_raised() -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` raises: a Content-Length
+    or frame id of such digits is refused (411 / no frame), never an error
+    in ipdebug.
+    """
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from ipdebug.engines.native import wire
+
+    environ = EnvironBuilder(
+        query_string="__debugger__=yes&cmd=pinauth", method="POST", data=b"pin=1"
+    ).get_environ()
+    environ["CONTENT_LENGTH"] = "²"
+    assert wire.read_command(Request(environ)).refusal == (
+        411,
+        "a POST to the debugger needs a Content-Length",
+    )
+    environ = EnvironBuilder(
+        query_string="__debugger__=yes&cmd=eval",
+        method="POST",
+        data="frm=²&code=1".encode(),
+    ).get_environ()
+    assert wire.read_command(Request(environ)).frame is None

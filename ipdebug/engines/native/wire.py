@@ -48,7 +48,7 @@ def read_body(environ: WSGIEnvironment) -> bytes | tuple[int, str]:
     if isinstance(forwarded, str):
         return forwarded.encode("latin-1", "replace")
     raw = environ.get("CONTENT_LENGTH") or ""
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         return 411, "a POST to the debugger needs a Content-Length"
     length = int(raw)
     if length > MAX_BODY:
@@ -91,7 +91,9 @@ def read_command(request: Request) -> Command:
     return Command(
         cmd,
         secret,
-        frame=int(frame) if frame.isdigit() and len(frame) < 30 else None,
+        frame=int(frame)
+        if frame.isascii() and frame.isdigit() and len(frame) < 30
+        else None,
         code=form.get("code", [""])[0],
         pin=form.get("pin", [""])[0],
     )
