@@ -31,7 +31,7 @@ import secrets
 import threading
 import time
 import typing as t
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from .audit import logger
@@ -216,6 +216,8 @@ class Captures:
         self._after = after
         self._lock = threading.Lock()
         self._window_id: str | None = None
+        #: Windows that ended, newest last (bounded).
+        self._retired: deque[str] = deque(maxlen=8)
         self._held: OrderedDict[str, Capture] = OrderedDict()
         self._pending: queue.SimpleQueue[Summary] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -227,6 +229,10 @@ class Captures:
     def reset(self, window: Window | None) -> None:
         """Drop every capture (the window changed)."""
         with self._lock:
+            if self._window_id is not None:
+                # A request that read this window before it ended must not
+                # bring it back (add() adopts windows it was not told of).
+                self._retired.append(self._window_id)
             self._window_id = (
                 window.id if window is not None and window.capture else None
             )
@@ -265,6 +271,8 @@ class Captures:
             contexts=contexts,
         )
         with self._lock:
+            if window.id in self._retired:
+                return None  # ended while this request ran: keep nothing
             if self._window_id != window.id:
                 # Not told of this window yet (the reset comes from the
                 # switch): nothing of another window may stay.

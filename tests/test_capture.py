@@ -591,3 +591,20 @@ def native_unlock(app: t.Any, url: str, secret: str, pin: str) -> bool:
         headers={"X-IPDebug-Secret": secret},
     )
     return bool(reply.json["auth"])
+
+
+def test_a_capture_racing_the_end_of_its_window_is_not_kept(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    """A failing request read the window just before it ended; its capture
+    arrives after the reset: nothing is kept (no other client's frames
+    alive until the next window).
+    """
+    middleware = make()
+    open_window(middleware, capture=True)
+    window = opened_window(middleware)
+    middleware.captures.reset(None)  # the window ended meanwhile
+    kept = middleware.captures.add(
+        window, Boom("late"), method="GET", path="/fail", client=CUSTOMER
+    )
+    assert kept is None and len(middleware.captures) == 0
