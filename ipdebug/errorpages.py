@@ -45,6 +45,10 @@ CAPTURES_MESSAGE = {MESSAGE_KEY: "captures"}
 MAX_FLEET = 500
 
 
+#: What every listed capture carries (``errors.json``, ``ipdebug errors``).
+FIELDS = ("id", "time", "method", "path", "client", "exception", "pid", "instance")
+
+
 class ErrorPages:
     """Serves ``errors_path`` to gated-in clients. See the module docs.
 
@@ -125,7 +129,7 @@ class ErrorPages:
         elif request.path == self.path:
             response = self.list_html(request, window, client)
         elif request.path == self._json:
-            entries, unanswered = self.collect(window)
+            entries, unanswered = self.collect(window, request.script_root)
             self.audit("error.listed", client, count=len(entries), format="json")
             response = Response(
                 json.dumps({"errors": entries, "unanswered": unanswered}),
@@ -157,10 +161,13 @@ class ErrorPages:
         return entries
 
     def collect(
-        self, window: Window
+        self, window: Window, script_name: str = ""
     ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
         """Every capture of ``window`` on this host (and the fleet), newest
-        first; and the processes that did not answer, with why.
+        first, each with its ``url`` under ``script_name``; and the
+        processes that did not answer, with why. An entry without every
+        field (another version of ipdebug in the fleet) is left out rather
+        than breaking the list.
         """
         entries, unanswered = gather(
             self.relay.directory if self.relay is not None else None,
@@ -170,19 +177,20 @@ class ErrorPages:
             own=self.local(window),
             exclude=(os.getpid(),),
         )
+        entries = [e for e in entries if all(key in e for key in FIELDS)]
         for entry in entries:
-            entry["url"] = self.url_for(entry)
+            entry["url"] = self.url_for(entry, script_name)
         return entries, unanswered
 
     def list_html(self, request: Request, window: Window, client: str) -> Response:
-        entries, unanswered = self.collect(window)
+        entries, unanswered = self.collect(window, request.script_root)
         self.audit("error.listed", client, count=len(entries), format="html")
         rows = "".join(
             "<tr>"
             f"<td>{escape(e['time'])}</td><td>{escape(e['instance'])}</td>"
             f"<td>{escape(e['pid'])}</td><td>{escape(e['client'])}</td>"
             f"<td>{escape(e['method'])} {escape(e['path'])}</td>"
-            f'<td><a href="{escape(self.url_for(e, request.script_root))}">'
+            f'<td><a href="{escape(e["url"])}">'
             f"{escape(e['exception'])}</a></td></tr>"
             for e in entries
         )

@@ -608,3 +608,23 @@ def test_a_capture_racing_the_end_of_its_window_is_not_kept(
         window, Boom("late"), method="GET", path="/fail", client=CUSTOMER
     )
     assert kept is None and len(middleware.captures) == 0
+
+
+def test_links_to_captures_keep_the_apps_prefix(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    """Mounted under a prefix (SCRIPT_NAME), the HTML list and the JSON
+    link to the same, working, capture URL.
+    """
+    middleware = make()
+    open_window(middleware, capture=True)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER, SCRIPT_NAME="/shop").get("/fail")
+    operator = client(middleware, SCRIPT_NAME="/shop")
+    (entry,) = operator.get("/__ipdebug__/errors.json").json["errors"]
+    assert entry["url"].startswith("/shop/__ipdebug__/errors/")
+    assert f'href="{entry["url"]}"' in operator.get("/__ipdebug__/errors").text.replace(
+        "&amp;", "&"
+    )
+    page = operator.get(entry["url"][len("/shop") :])
+    assert page.status_int == 200 and "Werkzeug Debugger" in page.text
