@@ -220,12 +220,13 @@ class IPDebugASGIMiddleware:
             return
         if environ["REQUEST_METHOD"] == "POST":
             # The native engine's PIN and console input come in the body.
-            environ["wsgi.input"] = io.BytesIO(await _read_body(receive))
+            body, receive = await _read_body(receive)
+            environ["wsgi.input"] = io.BytesIO(body)
         response = await self._in_thread(
             _answer, self.core, route, environ, window, client
         )
         if response is None:
-            # Fail closed, as the WSGI side: the app answers.
+            # Fail closed, as the WSGI side: the app answers (with the body).
             await self.app(scope, receive, send)
             return
         await _send_response(send, response, environ)
@@ -402,19 +403,28 @@ def _page_headers(
     ]
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
     """A debugger request's body, at most one byte over the engine's cap
-    (the engine refuses what is longer than its ``Content-Length`` cap).
+    (the engine refuses what is longer than its ``Content-Length`` cap); and
+    a ``receive`` that replays the messages read, for the app should ipdebug
+    fall back to it.
     """
-    body = bytearray()
-    while len(body) <= MAX_BODY:
+    read: list[Message] = []
+    size = 0
+    while size <= MAX_BODY:
         message = await receive()
+        read.append(message)
         if message.get("type") != "http.request":
             break
-        body += message.get("body", b"")
+        size += len(message.get("body", b""))
         if not message.get("more_body", False):
             break
-    return bytes(body[: MAX_BODY + 1])
+    body = b"".join(m.get("body", b"") for m in read if m.get("type") == "http.request")
+
+    async def replay() -> Message:
+        return read.pop(0) if read else await receive()
+
+    return body[: MAX_BODY + 1], replay
 
 
 async def _send_response(

@@ -695,3 +695,53 @@ def test_capture_of_other_clients_errors_and_the_errors_pages(amake: t.Any) -> N
         headers=cookie,
     )
     assert console(marker) == "'async-local-42'"
+
+
+def test_a_debugger_post_ipdebug_cannot_serve_reaches_the_app_with_its_body(
+    amake: t.Any,
+) -> None:
+    """Every debugger thread busy: the request goes to the app, as without
+    ipdebug, with the body ipdebug had already read.
+    """
+    received: list[bytes] = []
+
+    async def echo(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        received.append(body)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"app"})
+
+    middleware = amake(echo, engine="native")
+    open_window(middleware)
+    middleware._pending = threading.BoundedSemaphore(1)
+    middleware._pending.acquire()  # every debugger slot taken
+    request = scope("/", query="__debugger__=yes&cmd=pinauth", method="POST")
+    chunks = [b"pin=123-", b"456-789"]
+
+    async def drive() -> list[t.Any]:
+        messages: list[t.Any] = []
+
+        async def receive() -> dict[str, t.Any]:
+            if chunks:
+                chunk = chunks.pop(0)
+                return {
+                    "type": "http.request",
+                    "body": chunk,
+                    "more_body": bool(chunks),
+                }
+            return {"type": "http.disconnect"}
+
+        async def send(message: t.Any) -> None:
+            messages.append(message)
+
+        await middleware(request, receive, send)
+        return messages
+
+    messages = asyncio.run(asyncio.wait_for(drive(), 20))
+    assert received == [b"pin=123-456-789"]
+    assert messages[-1]["body"] == b"app"
