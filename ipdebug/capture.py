@@ -228,14 +228,18 @@ class Captures:
 
     def reset(self, window: Window | None) -> None:
         """Drop every capture (the window changed)."""
+        new_id = window.id if window is not None and window.capture else None
         with self._lock:
+            if new_id is not None and new_id == self._window_id:
+                # Adopted already by a capture on another thread, which saw
+                # the window before the switch's news reached this store:
+                # nothing of another window is held, nothing to drop.
+                return
             if self._window_id is not None:
                 # A request that read this window before it ended must not
                 # bring it back (add() adopts windows it was not told of).
                 self._retired.append(self._window_id)
-            self._window_id = (
-                window.id if window is not None and window.capture else None
-            )
+            self._window_id = new_id
             self._held = OrderedDict()
 
     def add(

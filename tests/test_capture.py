@@ -628,3 +628,25 @@ def test_links_to_captures_keep_the_apps_prefix(
     )
     page = operator.get(entry["url"][len("/shop") :])
     assert page.status_int == 200 and "Werkzeug Debugger" in page.text
+
+
+def test_a_capture_that_beats_the_switchs_news_is_kept(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    """Under a threaded server a failing request can see a new window (and
+    be captured) before the switch tells the store of it: the store's
+    reset for that same window keeps the capture, and later ones too.
+    """
+    middleware = make()
+    open_window(middleware, capture=True)
+    window = opened_window(middleware)
+    worker = make()  # another process of the app: it has not polled yet
+    first = worker.captures.add(
+        window, Boom("first"), method="GET", path="/fail", client=CUSTOMER
+    )
+    worker.switch.poll_now()  # the switch's news, late: reset to this window
+    second = worker.captures.add(
+        window, Boom("second"), method="GET", path="/fail", client=CUSTOMER
+    )
+    assert first is not None and second is not None
+    assert len(worker.captures) == 2
