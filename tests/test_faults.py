@@ -244,5 +244,9 @@ def test_concurrent_enables_end_with_one_complete_flag(
     final = middleware.switch.current()
     assert final is not None and final.id in windows
     assert final.pin.verify(windows[final.id])
-    assert set(traffic.outcomes) == {"gated"}
+    # Every request gated in, except one whose window another enable
+    # replaced while it ran: it re-checks the window before its page and
+    # gets the app's own error (issue 11, finding 5). Never an ipdebug error.
+    assert "gated" in traffic.outcomes
+    assert set(traffic.outcomes) <= {"gated", "denied"}, set(traffic.outcomes)
     assert not [n for n in os.listdir(os.path.dirname(flag)) if n.endswith(".tmp")]
