@@ -48,6 +48,7 @@ SDIST_FILES = [
     "CHANGES.md",
     "LICENSE.txt",
     "tests/constraints-lowest.txt",
+    ".ci/run",
 ]
 SOURCE = ROOT / "ipdebug"
 
