@@ -208,6 +208,11 @@ class FileFlagStore:
         :raises FlagError: when a counter is not a private regular file
             (planted by another user): the caller locks the console.
         """
+        # Forgiven attempts are read *before* this one is appended: only
+        # attempts appended earlier can have been forgiven by then. Read
+        # after, they would include forgiven attempts appended after this
+        # one, and the count would come out low (an eleventh PIN checked).
+        forgiven = self._counter_size(self._counter(window_id, "pinok"))
         fd = _open_counter(self._counter(window_id))
         try:
             os.write(fd, b"x")
@@ -216,7 +221,7 @@ class FileFlagStore:
             attempts = os.fstat(fd).st_size
         finally:
             os.close(fd)
-        return attempts - self._counter_size(self._counter(window_id, "pinok"))
+        return attempts - forgiven
 
     def forgive_pin_failure(self, window_id: str) -> None:
         """Append one byte to the window's count of right PINs."""
@@ -228,8 +233,10 @@ class FileFlagStore:
 
     def pin_failures(self, window_id: str) -> int:
         """:raises FlagError: as :meth:`count_pin_failure`."""
-        attempts = self._counter_size(self._counter(window_id))
-        return attempts - self._counter_size(self._counter(window_id, "pinok"))
+        # Forgiven first, for the reason given in count_pin_failure: the
+        # count may come out high, never low.
+        forgiven = self._counter_size(self._counter(window_id, "pinok"))
+        return self._counter_size(self._counter(window_id)) - forgiven
 
     def _counter_size(self, path: str) -> int:
         try:

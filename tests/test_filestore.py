@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import threading
 import time
 import typing as t
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import ipdebug
 from ipdebug.errors import FlagError, FlagWriteError
 from ipdebug.filestore import FileFlagStore
+from ipdebug.pin import MAX_PIN_FAILURES
 
 from .conftest import client, open_window, secret_and_frame, unlock
 
@@ -314,6 +316,41 @@ def test_pin_failures_are_counted_per_window_and_reset_by_enable(flag: str) -> N
     write_flag(flag)
     assert store.pin_failures(window.id) == 0  # the old window's counter is gone
     assert not [n for n in os.listdir(os.path.dirname(flag)) if n.endswith(".pinfail")]
+
+
+def test_concurrent_reservations_never_let_more_than_ten_through(flag: str) -> None:
+    """PinGuard's protocol on the store itself, 48 threads at once, over
+    many windows: an attempt counted over the limit is forgiven at once,
+    and no more than ten ever count within it (the forgiven ones of later
+    attempts must not lower the count of an earlier one).
+    """
+    store = FileFlagStore(flag)
+    for _ in range(15):
+        write_flag(flag)
+        window = store.load(time.time())
+        assert window is not None
+        start = threading.Barrier(48)
+        within: list[int] = []
+
+        def attempt(
+            window_id: str = window.id,
+            start: threading.Barrier = start,
+            within: list[int] = within,
+        ) -> None:
+            start.wait()
+            count = store.count_pin_failure(window_id)
+            if count > MAX_PIN_FAILURES:
+                store.forgive_pin_failure(window_id)
+            else:
+                within.append(count)
+
+        threads = [threading.Thread(target=attempt) for _ in range(48)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(within) <= MAX_PIN_FAILURES, sorted(within)
+        assert store.pin_failures(window.id) == len(within)
 
 
 def _plant_symlink(path: str) -> None:
