@@ -134,7 +134,7 @@ class IPDebugASGIMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         mono = _monotonic()
         # The hot path: no window open and no flag check due, or not HTTP.
-        if self._switch.closed_until > mono or scope.get("type") != "http":
+        if self.core.closed_until > mono or scope.get("type") != "http":
             return await self.app(scope, receive, send)
         window = None
         try:
@@ -156,11 +156,12 @@ class IPDebugASGIMiddleware:
             )
             client = None
         if client is None or window is None:
-            if window is None or not window.capture:
+            if (window is None or not window.capture) and not self._switch.changing():
                 return await self.app(scope, receive, send)
-            # Not gated in, and the window captures: record an unhandled
-            # error (Starlette's ServerErrorMiddleware re-raises after its
-            # 500), then re-raise the very same exception.
+            # Not gated in, and the window captures (or may: another thread
+            # is reading the flag, and capture() asks again): record an
+            # unhandled error (Starlette's ServerErrorMiddleware re-raises
+            # after its 500), then re-raise the very same exception.
             try:
                 return await self.app(scope, receive, send)
             except Exception as exc:

@@ -271,11 +271,12 @@ class IPDebugMiddleware:
             )
             client = None
         if client is None:
-            if window is None or not window.capture:
+            if (window is None or not window.capture) and not self.switch.changing():
                 return self.app(environ, start_response)
-            # Not gated in, and the window captures: record an unhandled
-            # error (the integrations hand over Flask's and Django's), then
-            # re-raise the very same exception.
+            # Not gated in, and the window captures (or may: another thread
+            # is reading the flag, and capture() asks again): record an
+            # unhandled error (the integrations hand over Flask's and
+            # Django's), then re-raise the very same exception.
             if self._hand_over:
                 environ[CAPTURE_KEY] = self._capture_hook
             try:

@@ -63,6 +63,12 @@ class Switch:
         self._clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        #: ``changing()``: whether a thread is reading the flag (or ending
+        #: the window) now. A request that got the state from before may
+        #: then run under a window this process is about to adopt: capture
+        #: asks again when it fails. (The lock's own method: no Python call
+        #: on the denied path.)
+        self.changing: Callable[[], bool] = self._lock.locked
         self._next_poll = float("-inf")
         # (window, monotonic end), or None while closed.
         self._open: tuple[Window, float] | None = None

@@ -9,6 +9,7 @@ import gc
 import json
 import os
 import re
+import threading
 import time
 import typing as t
 import weakref
@@ -27,6 +28,7 @@ from ipdebug.gate import CACHE_BYTES
 from ipdebug.pin import PinHash
 
 from .conftest import (
+    OPERATOR,
     STRANGER,
     Boom,
     Payload,
@@ -650,3 +652,37 @@ def test_a_capture_that_beats_the_switchs_news_is_kept(
     )
     assert first is not None and second is not None
     assert len(worker.captures) == 2
+
+
+def test_a_failure_racing_the_processs_first_look_at_the_window_is_captured(
+    make: t.Callable[..., IPDebugMiddleware], flag: str
+) -> None:
+    """Under a threaded server one thread reads the flag (and finds the
+    capturing window) while another's request starts with the state from
+    before: its failure is still captured (capture asks the switch again).
+    """
+    reading, release = threading.Event(), threading.Event()
+
+    class SlowStore(FileFlagStore):
+        def load(self, now: float) -> Window | None:
+            reading.set()
+            release.wait(10)
+            return super().load(now)
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+        release.set()  # the other thread's read ends while this one runs
+        poller.join(10)
+        local_value = 42
+        raise Boom(f"failed with {local_value=}")
+
+    middleware = make(app)
+    middleware.switch.store = SlowStore(flag)
+    ipdebug.enable("5m", allow=[OPERATOR], flag=flag, environ={}, capture=True)
+    poller = threading.Thread(target=middleware.switch.poll_now)
+    poller.start()
+    assert reading.wait(10)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/fail")
+    assert not poller.is_alive()
+    (entry,) = middleware.captures.listing(middleware.switch.current())
+    assert entry["client"] == CUSTOMER and entry["path"] == "/fail"
