@@ -39,7 +39,7 @@ else:  # pragma: no cover
 
 #: What the sdist carries besides the package, so that distributions can run
 #: the suite from it.
-SDIST_FOLDERS = ["tests", "examples", "bench", "fuzz", "scripts"]
+SDIST_FOLDERS = ["tests", "examples", "bench", "fuzz", "scripts", "docs"]
 SDIST_FILES = [
     "pyproject.toml",
     "noxfile.py",
@@ -60,6 +60,7 @@ def _source_files(top: str) -> set[str]:
         for path in (ROOT / top).rglob("*")
         if path.is_file()
         and "__pycache__" not in path.parts
+        and "_build" not in path.parts  # a local docs build, not shipped
         and path.suffix not in {".pyc", ".pyo"}
     }
 
