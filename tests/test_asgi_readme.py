@@ -1,5 +1,5 @@
-"""The README's ASGI section is a promise: its ``main.py`` and its commands
-run as written (only the port 8000 becomes a free one), each server on
+"""The ASGI page of the documentation (docs/asgi.md) is a promise: its
+``main.py`` and its commands run as written (only the port 8000 becomes a free one), each server on
 loopback and always stopped.
 """
 
@@ -21,10 +21,7 @@ pytestmark = pytest.mark.server
 
 
 def section() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## ASGI (FastAPI, Starlette, Quart, Django)")
-    following = text.find("\n## ", start + 1)
-    return text[start : None if following < 0 else following]
+    return (ROOT / "docs" / "asgi.md").read_text()
 
 
 def blocks(kind: str) -> list[str]:

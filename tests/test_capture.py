@@ -485,9 +485,8 @@ def test_the_readme_walkthrough_runs_as_written(
     monkeypatch: pytest.MonkeyPatch,
     clean_env: None,
 ) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = readme.split("## Capture: other clients' errors", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    page = (Path(__file__).parent.parent / "docs" / "capture.md").read_text()
+    block = page.split("```sh\n", 1)[1].split("```", 1)[0]
     commands = [line.split("#")[0].split() for line in block.splitlines()]
     assert [c[:2] for c in commands] == [
         ["ipdebug", "enable"],
