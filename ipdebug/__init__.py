@@ -1,5 +1,6 @@
 """ipdebug: Werkzeug's interactive debugger for one address, for a few
-minutes, on a production server. See README.md.
+minutes, on a production server. See README.md, and the documentation in
+docs/ (the settings in docs/configuration.md).
 """
 
 from __future__ import annotations
