@@ -169,7 +169,8 @@ def _floors() -> dict[str, str]:
     floors: dict[str, str] = {}
     for group in [
         project["dependencies"],
-        *(v for k, v in extras.items() if k != "test"),
+        # test and docs are tools for this repository, not integrations.
+        *(v for k, v in extras.items() if k not in ("test", "docs")),
     ]:
         for text in group:
             requirement = Requirement(text)
