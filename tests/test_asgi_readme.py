@@ -1,6 +1,6 @@
 """The ASGI page of the documentation (docs/asgi.md) is a promise: its
-``main.py`` and its commands run as written (only the port 8000 becomes a free one), each server on
-loopback and always stopped.
+``main.py`` and its commands run as written (only the port 8000 becomes a
+free one), each server on loopback and always stopped.
 """
 
 from __future__ import annotations
