@@ -1,4 +1,4 @@
-"""Fuzz the flag parser (:meth:`ipdebug.flag.Window.from_json`) and the PIN
+"""Fuzz the flag parser (:meth:`ipdebug.stores.window.Window.from_json`) and the PIN
 cookie check (:func:`ipdebug.pin.cookie_is_valid`).
 
 Run it alone with ``python fuzz/fuzz_flag.py -max_total_time=60 [CORPUS]``
@@ -31,8 +31,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["ipdebug"]):
-    from ipdebug.flag import CLOCK_SKEW, Window
     from ipdebug.pin import PinHash, cookie_is_valid, make_cookie
+    from ipdebug.stores.window import CLOCK_SKEW, Window
 
 #: The time at which flags are read: inside the window of the seeds.
 NOW = 1_700_000_300.0

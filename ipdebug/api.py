@@ -35,8 +35,8 @@ from .config import (
     split_list,
 )
 from .errors import ConfigError, FlagError
-from .flag import Window, open_store
 from .pin import PinHash, new_pin
+from .stores import Window, open_store
 
 #: ``--allow ssh``: the address of the SSH client of this shell.
 SSH_KEYWORD = "ssh"

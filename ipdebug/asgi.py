@@ -65,7 +65,7 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
     from .debugger import Debugger
-    from .flag import Window
+    from .stores import Window
 
     Scope = MutableMapping[str, t.Any]
     Message = MutableMapping[str, t.Any]

@@ -57,7 +57,7 @@ Trail = Callable[[dict[str, object]], None]
 class Auditor:
     """Send each event to the ``ipdebug.audit`` logger and, when given, to a
     durable trail that every process and the CLI share (see
-    :meth:`ipdebug.filestore.FileFlagStore.append_audit`).
+    :meth:`ipdebug.stores.file.FileFlagStore.append_audit`).
     """
 
     def __init__(self, trail: Trail | None = None) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from markupsafe import escape
 
 from .config import format_duration
-from .flag import Window
+from .stores import Window
 
 #: Query parameter of the close request: ``?__debugger__=yes&ipdebug=close``.
 CLOSE_PARAM = "ipdebug"

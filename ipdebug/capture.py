@@ -39,7 +39,7 @@ from .audit import logger
 if t.TYPE_CHECKING:
     from types import TracebackType
 
-    from .flag import Window
+    from .stores import Window
 
 #: Default of ``max_captured`` (``IPDEBUG_MAX_CAPTURED``).
 DEFAULT_MAX_CAPTURED = 50

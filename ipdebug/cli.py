@@ -245,7 +245,7 @@ def _errors(flag: str | None, as_json: bool) -> int:
     sockets, as the app's user) and, with a flag in Redis, of the fleet.
     """
     from .errorpages import gather  # imports Werkzeug: only for this command
-    from .flag import open_store
+    from .stores import open_store
 
     location = resolve_flag(flag, os.environ)
     store = open_store(location)

@@ -51,12 +51,12 @@ from .config import INSTANCE_RE
 from .crosssite import is_cross_site
 from .engines import Command, Engine, Frame
 from .errors import FlagError
-from .flag import FlagStore, Window
 from .held import HeldResponse
 from .pinguard import PinGuard
 from .relay import OwnerGone, Relay, owner_pid
 from .sessions import Contexts, Session, Sessions
 from .stash import EXCEPTION_KEY, GATED_KEY, NAMES_KEY
+from .stores import FlagStore, Window
 
 if t.TYPE_CHECKING:
     from _typeshed import OptExcInfo

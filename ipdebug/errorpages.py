@@ -37,7 +37,7 @@ from .relay import MESSAGE_KEY, OwnerGone, Relay, ask_all, owner_pid
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .flag import FlagStore, Window
+    from .stores import FlagStore, Window
 
 #: The relay message that asks a process for its captures.
 CAPTURES_MESSAGE = {MESSAGE_KEY: "captures"}
@@ -359,11 +359,8 @@ def gather(
 
 def _fleet(store: FlagStore, window_id: str) -> list[dict[str, object]]:
     """Captures of every instance, from a store that keeps them (Redis)."""
-    read = getattr(store, "captures", None)
-    if read is None:
-        return []
     try:
-        return t.cast(list[dict[str, object]], read(window_id, MAX_FLEET))
+        return store.captures(window_id, MAX_FLEET)
     except Exception:
         logger.exception("ipdebug could not read the fleet's captures")
         return []

@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 from .address import MAX_FORWARDED_LENGTH, parse_address, resolve_client
 from .audit import LogOnce
 from .config import Settings
-from .flag import Window
 from .hosts import host_is_trusted
+from .stores import Window
 
 #: Cached decisions per window, per cache; a cache is emptied when full.
 CACHE_SIZE = 4096

@@ -47,10 +47,10 @@ from .debugger import Debugger
 from .engines import choose
 from .errorpages import CAPTURES_MESSAGE, ErrorPages
 from .errors import ConfigError
-from .flag import FlagStore, Window, open_store
 from .gate import WindowGate, make_window_gate
 from .relay import BODY_KEY, FORWARDED_KEYS, MESSAGE_KEY, Answer, Relay
 from .stash import CAPTURE_KEY, GATED_KEY
+from .stores import FlagStore, Window, open_store
 from .switch import Switch
 
 if t.TYPE_CHECKING:
@@ -238,7 +238,7 @@ class IPDebugMiddleware:
             on_change=self._window_changed,
             monotonic=_monotonic,
             # A store may ask to be read more often (Redis: its cache).
-            poll_interval=getattr(self.store, "poll_interval", 1.0),
+            poll_interval=self.store.poll_interval,
             publish=self._publish_closed_until,
         )
         self._gate: WindowGate | None = None
@@ -349,7 +349,7 @@ class IPDebugMiddleware:
 
     def _captured(self, capture: Summary) -> None:
         """After a capture, on a background thread: audit it, and add it to
-        the fleet's list when the store keeps one (Redis).
+        the fleet's list (a store that keeps none, a file, ignores it).
         """
         self.audit(
             "error.captured",
@@ -359,12 +359,10 @@ class IPDebugMiddleware:
             path=capture.path,
             exception=capture.type_name,
         )
-        append = getattr(self.store, "append_capture", None)
-        if append is not None:
-            meta = capture.meta()
-            if self.errors is not None:
-                meta["url"] = self.errors.url_for(meta)
-            append(capture.window_id, meta)
+        meta = capture.meta()
+        if self.errors is not None:
+            meta["url"] = self.errors.url_for(meta)
+        self.store.append_capture(capture.window_id, meta)
 
     def _admit(self, environ: WSGIEnvironment, window: Window) -> str | None:
         gate = self._gate

@@ -17,7 +17,7 @@ import typing as t
 from collections import OrderedDict
 
 from .engines import Frame
-from .flag import Window
+from .stores import Window
 
 Contexts = list[t.ContextManager[t.Any]]
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from .audit import logger
 from .errors import FlagError
-from .flag import FlagStore, Window
+from .stores import FlagStore, Window
 
 #: ``on_change(old, new, why)``: ``why`` is ``"opened"``, ``"replaced"``,
 #: ``"closed"`` (flag removed), ``"expired"`` or ``"refused"`` (flag unusable).
@@ -32,7 +32,7 @@ OnChange = Callable[[Window | None, Window | None, str], None]
 
 
 class Switch:
-    """Rate-limited view of a :class:`~ipdebug.flag.FlagStore`.
+    """Rate-limited view of a :class:`~ipdebug.stores.FlagStore`.
 
     :param store: where the flag lives.
     :param max_window: seconds after ``created`` at which any window ends.

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import ipdebug
-from ipdebug.filestore import FileFlagStore
+from ipdebug.stores.file import FileFlagStore
 
 from .servers import ROOT, gunicorn
 

@@ -22,10 +22,10 @@ import ipdebug
 from ipdebug import IPDebugMiddleware
 from ipdebug.cli import main
 from ipdebug.errors import ConfigError
-from ipdebug.filestore import FileFlagStore
-from ipdebug.flag import Window
 from ipdebug.gate import CACHE_BYTES
 from ipdebug.pin import PinHash
+from ipdebug.stores.file import FileFlagStore
+from ipdebug.stores.window import Window
 
 from .conftest import (
     OPERATOR,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ipdebug.cli import main
-from ipdebug.filestore import FileFlagStore
+from ipdebug.stores.file import FileFlagStore
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

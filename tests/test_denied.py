@@ -11,9 +11,9 @@ import pytest
 from webtest import TestApp
 
 from ipdebug import IPDebugMiddleware
-from ipdebug.filestore import FileFlagStore
-from ipdebug.flag import Window
 from ipdebug.pin import PinHash
+from ipdebug.stores.file import FileFlagStore
+from ipdebug.stores.window import Window
 
 from .conftest import HOST, OPERATOR, STRANGER, Boom, open_window, plain_app
 

@@ -27,8 +27,8 @@ import ipdebug
 from ipdebug import config, doctor
 from ipdebug.cli import main
 from ipdebug.doctor import Finding, environment, run_checks
-from ipdebug.filestore import FileFlagStore
 from ipdebug.pin import MAX_PIN_FAILURES
+from ipdebug.stores.file import FileFlagStore
 
 HOSTNAMES = ["web1.example.com"]
 #: A deployment with nothing to report: its settings in the environment.
@@ -941,8 +941,8 @@ def test_trusted_proxies_that_never_forwarded_a_request(
 
 
 def test_a_window_open_longer_than_it_is_used(flag: str, proc: Path) -> None:
-    from ipdebug.flag import Window
     from ipdebug.pin import PinHash
+    from ipdebug.stores.window import Window
 
     now = time.time()
     store = FileFlagStore(flag)

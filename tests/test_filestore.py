@@ -15,8 +15,8 @@ import pytest
 
 import ipdebug
 from ipdebug.errors import FlagError, FlagWriteError
-from ipdebug.filestore import FileFlagStore
 from ipdebug.pin import MAX_PIN_FAILURES
+from ipdebug.stores.file import FileFlagStore
 
 from .conftest import client, open_window, secret_and_frame, unlock
 

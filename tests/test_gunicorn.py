@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import ipdebug
-from ipdebug.filestore import FileFlagStore
+from ipdebug.stores.file import FileFlagStore
 
 from .servers import Gunicorn, Reply, gunicorn, request, spread, wait_until
 

@@ -32,9 +32,9 @@ from ipdebug.audit import Auditor
 from ipdebug.cli import main
 from ipdebug.doctor.flagfiles import read_audit
 from ipdebug.errors import FlagWriteError
-from ipdebug.filestore import MAX_AUDIT_BYTES, FileFlagStore
 from ipdebug.private import NotPrivate, connect, private_directory
 from ipdebug.relay import Answer, Relay
+from ipdebug.stores.file import MAX_AUDIT_BYTES, FileFlagStore
 
 from .conftest import Records, client, debugger_get, open_window, plain_app
 from .localuser import PlantedSocket, User, attacker, connect_as, run_as

@@ -35,9 +35,9 @@ import ipdebug
 from ipdebug import IPDebugMiddleware
 from ipdebug.address import Networks, resolve_client
 from ipdebug.errors import ConfigError
-from ipdebug.filestore import FileFlagStore
-from ipdebug.flag import Window
 from ipdebug.pin import PinHash
+from ipdebug.stores.file import FileFlagStore
+from ipdebug.stores.window import Window
 
 from . import models
 

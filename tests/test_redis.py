@@ -29,10 +29,10 @@ import ipdebug
 from ipdebug import IPDebugMiddleware
 from ipdebug.cli import main
 from ipdebug.errors import ConfigError, FlagError, FlagWriteError
-from ipdebug.flag import open_store
 from ipdebug.pin import PinHash
-from ipdebug.redisstore import MAX_FLAG_BYTES, RedisFlagStore
-from ipdebug.redisurl import parse_url, redact
+from ipdebug.stores import open_store
+from ipdebug.stores.redis import MAX_FLAG_BYTES, RedisFlagStore
+from ipdebug.stores.redisurl import parse_url, redact
 
 from .conftest import (
     OPERATOR,

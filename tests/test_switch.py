@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import ipdebug
-from ipdebug.filestore import FileFlagStore
-from ipdebug.flag import Window
+from ipdebug.stores.file import FileFlagStore
+from ipdebug.stores.window import Window
 from ipdebug.switch import Switch
 
 

@@ -35,9 +35,9 @@ import os
 import stat
 import tempfile
 
-from .errors import FlagError, FlagWriteError
-from .flag import Window
-from .private import NotPrivate, make_directories
+from ..errors import FlagError, FlagWriteError
+from ..private import NotPrivate, make_directories
+from .window import Window
 
 #: Larger flags are refused unread.
 MAX_FLAG_BYTES = 64 * 1024
@@ -64,6 +64,9 @@ class FileFlagStore:
 
     :param path: absolute path of the flag file.
     """
+
+    #: A ``stat`` per check is cheap: the middleware looks once a second.
+    poll_interval = 1.0
 
     def __init__(self, path: str) -> None:
         self.location = path
@@ -294,6 +297,16 @@ class FileFlagStore:
         finally:
             if fd >= 0:
                 os.close(fd)
+
+    # The fleet's captured errors: a file serves one host, whose workers
+    # answer over the relay; there is no fleet list to keep.
+
+    def append_capture(self, window_id: str, meta: dict[str, object]) -> None:
+        """Nothing to do: this host's captures are listed over the relay."""
+
+    def captures(self, window_id: str, count: int) -> list[dict[str, object]]:
+        """Always empty: a file store keeps no fleet list."""
+        return []
 
 
 def _open_append(path: str) -> int:

@@ -10,7 +10,7 @@ window on every host that uses the same Redis key.
 
 The URL is ``redis://`` (or ``rediss://`` for TLS), ``[user:password@]host
 [:port][/db]`` and the options ``key``, ``timeout`` and ``ssl_ca_certs``:
-see :mod:`ipdebug.redisurl` for each.
+see :mod:`ipdebug.stores.redisurl` for each.
 
 How it behaves:
 
@@ -64,10 +64,10 @@ import time
 import typing as t
 import weakref
 
-from .audit import logger
-from .errors import ConfigError, FlagError, FlagWriteError
-from .flag import CLOCK_SKEW, Window
+from ..audit import logger
+from ..errors import ConfigError, FlagError, FlagWriteError
 from .redisurl import parse_url
+from .window import CLOCK_SKEW, Window
 
 if t.TYPE_CHECKING:
     import redis
@@ -103,7 +103,7 @@ class RedisFlagStore:
 
     Nothing connects and no thread starts until the store is first used.
 
-    :param url: ``redis://`` or ``rediss://`` URL (see :mod:`ipdebug.redisurl`).
+    :param url: ``redis://`` or ``rediss://`` URL (see :mod:`ipdebug.stores.redisurl`).
     :raises ConfigError: for a bad URL, or when the ``redis`` package is
         missing (``pip install 'ipdebug[redis]'``).
     """

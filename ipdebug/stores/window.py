@@ -1,11 +1,9 @@
-"""The enable flag: what a window is, how it is encoded, and where it lives.
+"""A window: what ``ipdebug enable`` writes, and how it is encoded.
 
 A *window* is written by ``ipdebug enable`` and read by every process that
 runs the middleware. It says until when the debugger may be served, for which
-addresses, why, by whom, and holds the hash of its one-time PIN.
-
-Stores implement :class:`FlagStore`; :func:`open_store` picks one from the
-``flag`` setting (a path today; other backends plug in here).
+addresses, why, by whom, and holds the hash of its one-time PIN. Where it is
+kept is a store's business (:mod:`ipdebug.stores`).
 """
 
 from __future__ import annotations
@@ -15,11 +13,10 @@ import math
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from .address import Networks
-from .errors import ConfigError
-from .pin import PinHash
+from ..address import Networks
+from ..errors import ConfigError
+from ..pin import PinHash
 
 #: The format version written into every flag.
 FORMAT = 1
@@ -189,74 +186,3 @@ def _number(data: dict[str, object], key: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"has no valid {key!r}")
     return number
-
-
-class FlagStore(Protocol):
-    """Where windows are kept. Implementations must be safe to call from
-    several threads and processes, and must never return a window they did
-    not fully validate.
-    """
-
-    #: The path or URL, for messages.
-    location: str
-
-    def load(self, now: float) -> Window | None:
-        """The current window (possibly expired), ``None`` when there is no
-        flag. Cheap when nothing changed since the last call.
-
-        :raises FlagError: when a flag exists but must not be honoured.
-        """
-
-    def save(self, window: Window) -> None:
-        """Replace the flag atomically.
-
-        :raises FlagWriteError: leaving the previous flag in place.
-        """
-
-    def clear(self) -> bool:
-        """Remove the flag; return whether there was one.
-
-        :raises FlagWriteError: when it exists and cannot be removed.
-        """
-
-    def count_pin_failure(self, window_id: str) -> int:
-        """Count one PIN attempt as failed, *before* it is checked, and
-        return the window's count across every process using this store,
-        this attempt included. Atomic: concurrent callers get distinct
-        counts, so no more attempts than the limit are ever checked.
-        """
-
-    def forgive_pin_failure(self, window_id: str) -> None:
-        """Take back the count of an attempt that proved right, so that
-        operators who enter the PIN do not use up the failure limit.
-        """
-
-    def pin_failures(self, window_id: str) -> int:
-        """Attempts counted and not forgiven so far for the window (failed,
-        or being checked), across processes.
-        """
-
-    def append_audit(self, record: dict[str, object]) -> None:
-        """Add one record to the durable audit trail that every process
-        using this store and the CLI share.
-        """
-
-
-def open_store(location: str) -> FlagStore:
-    """The store for a resolved ``flag`` setting: a file path, or a
-    ``redis://`` / ``rediss://`` URL for a fleet (``ipdebug[redis]``).
-
-    :raises ConfigError: for another URL scheme, or a bad Redis URL.
-    """
-    scheme, sep, _ = location.partition("://")
-    if not sep:
-        from .filestore import FileFlagStore
-
-        return FileFlagStore(location)
-    if scheme in ("redis", "rediss"):
-        from .redisstore import RedisFlagStore
-
-        return RedisFlagStore(location)
-    raise ConfigError(
-        "flag", location, "is a URL of an unknown kind; give a path or a redis:// URL"
-    )

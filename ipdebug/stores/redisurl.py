@@ -1,7 +1,7 @@
 """The flag's Redis URL: ``redis://...`` turned into validated connection
 options, and the URL for people (:attr:`_Target.location`, :func:`redact`),
 with the password replaced by ``***``. The store that uses them is
-:mod:`ipdebug.redisstore`.
+:mod:`ipdebug.stores.redis`.
 
 .. code-block:: python
 
@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: The flag's key when the URL has no ``key`` option.
 DEFAULT_KEY = "ipdebug:flag"
