@@ -50,10 +50,10 @@ from collections.abc import Mapping, Sequence
 
 from ..config import Settings, load_settings, resolve_flag
 from ..errors import ConfigError
-from ..flag import Window
+from ..stores import Window
 from .application import check_app, load_app
 from .environment import check_environment, check_werkzeug
-from .findings import _RANK, CHECKS, CRITICAL, INFO, WARNING, Finding, Severity, finding
+from .findings import CHECKS, CRITICAL, INFO, RANK, WARNING, Finding, Severity, finding
 from .flagfiles import (
     check_files,
     check_flag,
@@ -182,4 +182,4 @@ def run_checks(
         found += check_forwarding(one, where, proxies, records, allowed)
         found += check_proxies(one, where, records, allowed)
     unique = list(dict.fromkeys(found))
-    return sorted(unique, key=lambda f: (_RANK[f.severity], f.id))
+    return sorted(unique, key=lambda f: (RANK[f.severity], f.id))

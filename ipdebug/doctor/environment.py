@@ -14,11 +14,11 @@ from collections.abc import Mapping
 
 from ..config import load_settings
 from ..errors import ConfigError
-from ..flag import open_store
+from ..stores import open_store
 from .findings import CRITICAL, Finding, finding
 
 #: Variables Werkzeug's development server (its reloader) sets.
-_RELOADER = frozenset(("WERKZEUG_RUN_MAIN", "WERKZEUG_SERVER_FD"))
+RELOADER_VARIABLES = frozenset(("WERKZEUG_RUN_MAIN", "WERKZEUG_SERVER_FD"))
 
 
 def known_variables() -> tuple[str, ...]:
@@ -54,7 +54,7 @@ def check_environment(
         found.append(finding("IPD003", where=where))
     elif pin is not None and pin.replace("-", "").isdecimal():  # ditto
         found.append(finding("IPD004", where=where))
-    for name in sorted(_RELOADER & env.keys())[:1]:
+    for name in sorted(RELOADER_VARIABLES & env.keys())[:1]:
         found.append(finding("IPD005", name=name, value=env[name], where=where))
     known = known_variables()
     for name, value in sorted(env.items()):

@@ -68,7 +68,7 @@ CHECKS: dict[str, tuple[Severity, str, str]] = {
 # fmt: on
 
 #: The order of the report: most severe first.
-_RANK = {CRITICAL: 0, WARNING: 1, INFO: 2}
+RANK = {CRITICAL: 0, WARNING: 1, INFO: 2}
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def finding(check: str, severity: Severity | None = None, **values: object) -> F
     )
 
 
-def _user(uid: int, *, bare: bool = False) -> str:
+def user_name(uid: int, *, bare: bool = False) -> str:
     """``name (uid N)`` for messages; ``name`` alone when ``bare``."""
     try:
         name = pwd.getpwuid(uid).pw_name

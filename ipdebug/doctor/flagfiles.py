@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from ..api import status
 from ..config import format_duration, state_directory
 from ..errors import ConfigError, FlagError
-from ..filestore import unsafe_directory
-from ..flag import Window, open_store
 from ..pin import MAX_PIN_FAILURES
 from ..private import private_problem
-from .findings import Finding, _user, finding
-from .network import _everyone, window_allow
+from ..stores import Window, open_store
+from ..stores.file import unsafe_directory
+from .findings import Finding, finding, user_name
+from .network import everyone_entries, window_allow
 
 #: An open window with more time left than this is reported (IPD032).
 LONG_WINDOW = 30 * 60.0
@@ -66,8 +66,8 @@ def check_user(location: str, *, from_default: bool) -> tuple[list[Finding], boo
             finding(
                 "IPD041",
                 directory=directory,
-                user=_user(owner),
-                name=_user(owner, bare=True),
+                user=user_name(owner),
+                name=user_name(owner, bare=True),
             )
         )
     return found, bool(owner)
@@ -112,7 +112,7 @@ def check_flag(
         found.append(finding("IPD060", left=format_duration(current.remaining_s)))
     if not current.allow and not deployment_allow:
         found.append(finding("IPD033"))
-    for entry in _everyone(window_allow(current.allow)):
+    for entry in everyone_entries(window_allow(current.allow)):
         fix = "close it now (ipdebug disable) and open one for your address: ipdebug enable --allow ssh"
         found.append(
             finding("IPD021", where="the open window's allowlist", entry=entry, fix=fix)
@@ -163,7 +163,7 @@ def check_files(location: str) -> list[Finding]:
             if not stat.S_ISREG(st.st_mode):
                 problem = "is not a regular file: ipdebug refuses to write to it, so no event is recorded"
             elif st.st_uid not in (os.geteuid(), 0) or mode & 0o022:
-                problem = f"has mode {mode:04o} and belongs to {_user(st.st_uid)}: another user could have planted or changed it, so ipdebug refuses to write to it and no event is recorded"
+                problem = f"has mode {mode:04o} and belongs to {user_name(st.st_uid)}: another user could have planted or changed it, so ipdebug refuses to write to it and no event is recorded"
             elif mode & 0o044:
                 problem = f"has mode {mode:04o}: other users can read the console commands typed in windows"
             else:

@@ -53,11 +53,11 @@ def check_settings(
             )
         )
     allow = settings.allow.entries if settings.allow else ()
-    for entry in _everyone(allow):
+    for entry in everyone_entries(allow):
         fix = "list only the operators' addresses in allow (IPDEBUG_ALLOW)"
         found.append(finding("IPD021", where=f"allow of {where}", entry=entry, fix=fix))
     proxies = settings.trusted_proxies.entries if settings.trusted_proxies else ()
-    for entry in _everyone(proxies):
+    for entry in everyone_entries(proxies):
         found.append(finding("IPD022", where=where, entry=entry))
     return found
 
@@ -72,7 +72,7 @@ def window_allow(entries: Iterable[str]) -> tuple[str, ...]:
         return ()
 
 
-def _everyone(entries: Iterable[str]) -> list[str]:
+def everyone_entries(entries: Iterable[str]) -> list[str]:
     """Entries that are everyone in practice (as ``ipdebug enable`` judges)."""
     return [e for e in entries if covers_everyone(e)]
 

@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..config import default_flag
-from .environment import _RELOADER, check_environment
-from .findings import Finding, _user, finding
+from .environment import RELOADER_VARIABLES, check_environment
+from .findings import Finding, finding, user_name
 
 #: What a reloader (Werkzeug's, or ``flask run``'s) sets in its child.
-_RUNTIME = _RELOADER | {"FLASK_RUN_FROM_CLI"}
+_RUNTIME = RELOADER_VARIABLES | {"FLASK_RUN_FROM_CLI"}
 #: Reverse proxies, and WSGI servers, by the name of their program.
 _PROXIES = frozenset(
     (
@@ -161,11 +161,11 @@ def check_processes(
     unreadable = []
     serves = app_file is not None and _main_block_serves(app_file)
     for p in processes:
-        reloader = bool(_RELOADER & set(p.environ or ()))
+        reloader = bool(RELOADER_VARIABLES & set(p.environ or ()))
         dev = p.kind == "werkzeug" or reloader
         if dev or (serves and _runs(p, app_module, app_file)):
             dev = True
-            found.append(finding("IPD015", process=p.label, user=_user(p.uid)))
+            found.append(finding("IPD015", process=p.label, user=user_name(p.uid)))
         if p.kind == "proxy" or (p.kind == "python" and not dev):
             continue
         if p.environ is None:
@@ -184,7 +184,7 @@ def check_processes(
                 "IPD016",
                 count=len(unreadable),
                 process=first.label,
-                user=_user(first.uid),
+                user=user_name(first.uid),
             )
         )
     return found
@@ -207,7 +207,7 @@ def _compare_settings(
         source = (
             "its IPDEBUG_FLAG"
             if theirs.get("IPDEBUG_FLAG")
-            else f"the default of {_user(p.uid)}, unless the app passes flag= in code"
+            else f"the default of {user_name(p.uid)}, unless the app passes flag= in code"
         )
         found.append(
             finding("IPD040", who=p.label, theirs=value, source=source, ours=flag)
