@@ -55,8 +55,8 @@ from werkzeug.wrappers import Request, Response
 from . import middleware as _core
 from .asgiscope import GateEnviron, HeldSend, full_environ, remote_addr
 from .audit import logger
-from .debugger import INSTANCE_HEADER
-from .engines import MAX_BODY
+from .debugger.dispatch import INSTANCE_HEADER
+from .debugger.engines import MAX_BODY
 from .stash import EXCEPTION_KEY, GATED_KEY
 
 if t.TYPE_CHECKING:
@@ -64,7 +64,7 @@ if t.TYPE_CHECKING:
 
     from _typeshed.wsgi import WSGIApplication
 
-    from .debugger import Debugger
+    from .debugger.dispatch import Debugger
     from .stores import Window
 
     Scope = MutableMapping[str, t.Any]

@@ -244,7 +244,7 @@ def _errors(flag: str | None, as_json: bool) -> int:
     """The captured errors of every process of this host (over the relay's
     sockets, as the app's user) and, with a flag in Redis, of the fleet.
     """
-    from .errorpages import gather  # imports Werkzeug: only for this command
+    from .debugger.errorpages import gather  # imports Werkzeug: only for this command
     from .stores import open_store
 
     location = resolve_flag(flag, os.environ)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .address import Networks
-from .engines import engine_setting
+from .debugger.engines import engine_setting
 from .errors import ConfigError
 from .hosts import DEFAULT_TRUSTED_HOSTS, parse_trusted_hosts
 
@@ -195,7 +195,7 @@ class Settings:
     max_window: float
     instance: str
     attach_wait: float
-    #: ``auto``, ``werkzeug`` or ``native`` (see :mod:`ipdebug.engines`).
+    #: ``auto``, ``werkzeug`` or ``native`` (see :mod:`ipdebug.debugger.engines`).
     engine: str = "auto"
     max_captured: int = DEFAULT_MAX_CAPTURED
 

@@ -22,7 +22,7 @@ and without ``--preload``, with the sync and gthread workers, with
 ``--reload``, and with uvicorn's workers (``-k uvicorn_worker.UvicornWorker``),
 whose ASGI app gets :class:`~ipdebug.asgi.IPDebugASGIMiddleware`. Everything per worker (the debugger secret, the relay socket)
 is created in the worker, after the fork. Console requests reach the worker
-that rendered the page through the relay (see :mod:`ipdebug.relay`); PIN
+that rendered the page through the relay (see :mod:`ipdebug.debugger.relay`); PIN
 failures are counted across workers through the flag's directory.
 
 ``ipdebug`` and ``ipdebug.audit`` records go to gunicorn's error log (which
@@ -37,8 +37,8 @@ import os
 import typing as t
 
 from .audit import logger
+from .debugger.relay import stop_all
 from .middleware import IPDebugMiddleware, instances
-from .relay import stop_all
 
 
 def wrap_worker(worker: t.Any, **options: t.Any) -> None:

@@ -43,12 +43,12 @@ from .attach import Debugpy
 from .audit import Auditor, LogOnce, logger
 from .capture import Capture, Captures, Summary, is_client_error
 from .config import Duration, Settings, load_settings, state_directory
-from .debugger import Debugger
-from .engines import choose
-from .errorpages import CAPTURES_MESSAGE, ErrorPages
+from .debugger.dispatch import Debugger
+from .debugger.engines import choose
+from .debugger.errorpages import CAPTURES_MESSAGE, ErrorPages
+from .debugger.relay import BODY_KEY, FORWARDED_KEYS, MESSAGE_KEY, Answer, Relay
 from .errors import ConfigError
 from .gate import WindowGate, make_window_gate
-from .relay import BODY_KEY, FORWARDED_KEYS, MESSAGE_KEY, Answer, Relay
 from .stash import CAPTURE_KEY, GATED_KEY
 from .stores import FlagStore, Window, open_store
 from .switch import Switch
@@ -100,7 +100,7 @@ class IPDebugMiddleware:
         (``IPDEBUG_ENGINE``): ``"werkzeug"`` (Werkzeug's), ``"native"``
         (ipdebug's own; keeps the PIN and console input out of URLs, answers
         JSON to API clients) or ``"auto"`` (the default: Werkzeug's when its
-        debugger internals work, else native). See :mod:`ipdebug.engines`.
+        debugger internals work, else native). See :mod:`ipdebug.debugger.engines`.
     :param errors_path: where gated-in clients list and open the errors
         captured from other clients during a window opened with
         ``ipdebug enable --capture``; ``None`` turns the pages off (``ipdebug

@@ -30,10 +30,10 @@ from ipdebug import IPDebugMiddleware
 from ipdebug.attach import attach_terminal, post_mortem, sessions
 from ipdebug.audit import Auditor
 from ipdebug.cli import main
+from ipdebug.debugger.relay import Answer, Relay
 from ipdebug.doctor.flagfiles import read_audit
 from ipdebug.errors import FlagWriteError
 from ipdebug.private import NotPrivate, connect, private_directory
-from ipdebug.relay import Answer, Relay
 from ipdebug.stores.file import MAX_AUDIT_BYTES, FileFlagStore
 
 from .conftest import Records, client, debugger_get, open_window, plain_app

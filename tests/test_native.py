@@ -21,8 +21,8 @@ from werkzeug.test import EnvironBuilder
 
 from ipdebug import ConfigError, IPDebugMiddleware
 from ipdebug.crosssite import is_cross_site
-from ipdebug.engines.native import model, saferepr
-from ipdebug.engines.native.wire import MAX_BODY
+from ipdebug.debugger.engines.native import model, saferepr
+from ipdebug.debugger.engines.native.wire import MAX_BODY
 
 from .conftest import (
     HOST,
@@ -673,7 +673,7 @@ def test_the_console_leaves_other_threads_print_as_it_was(
     behaves as with the real stream: a logging shim whose ``write`` returns
     None, or no stream at all.
     """
-    from ipdebug.engines.native import console as native_console
+    from ipdebug.debugger.engines.native import console as native_console
 
     class Shim:
         def __init__(self) -> None:
@@ -709,7 +709,7 @@ def test_non_ascii_digits_are_refused_not_raised() -> None:
     from werkzeug.test import EnvironBuilder
     from werkzeug.wrappers import Request
 
-    from ipdebug.engines.native import wire
+    from ipdebug.debugger.engines.native import wire
 
     environ = EnvironBuilder(
         query_string="__debugger__=yes&cmd=pinauth", method="POST", data=b"pin=1"

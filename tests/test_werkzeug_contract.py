@@ -154,8 +154,8 @@ def test_frames_keep_their_console_namespaces() -> None:
 
 def test_the_start_up_contract_check_passes() -> None:
     """What ``engine="auto"`` checks before choosing Werkzeug's engine."""
-    from ipdebug.engines import werkzeug_problem
-    from ipdebug.engines.werkzeug import contract_problem
+    from ipdebug.debugger.engines import werkzeug_problem
+    from ipdebug.debugger.engines.werkzeug import contract_problem
 
     assert contract_problem() is None
     assert werkzeug_problem() is None

@@ -6,7 +6,7 @@ gets:
 
 - ``GET <errors_path>``: an HTML list of the captures of every worker of
   this host (asked over the relay's private unix sockets, at most
-  :data:`~ipdebug.relay.ASK_ALL_TIMEOUT` seconds; a worker that does not
+  :data:`~ipdebug.debugger.relay.ASK_ALL_TIMEOUT` seconds; a worker that does not
   answer is named), and, with a flag in Redis, of every instance of the
   fleet; newest first, each linking to its page;
 - ``GET <errors_path>.json``: ``{"errors": [...], "unanswered": [...]}``;
@@ -28,16 +28,16 @@ from urllib.parse import quote
 from markupsafe import escape
 from werkzeug.wrappers import Request, Response
 
-from .audit import Auditor, logger
-from .capture import CaptureContexts, Captures
-from .config import INSTANCE_RE
-from .debugger import INSTANCE_HEADER, Debugger
+from ..audit import Auditor, logger
+from ..capture import CaptureContexts, Captures
+from ..config import INSTANCE_RE
+from .dispatch import INSTANCE_HEADER, Debugger
 from .relay import MESSAGE_KEY, OwnerGone, Relay, ask_all, owner_pid
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .stores import FlagStore, Window
+    from ..stores import FlagStore, Window
 
 #: The relay message that asks a process for its captures.
 CAPTURES_MESSAGE = {MESSAGE_KEY: "captures"}

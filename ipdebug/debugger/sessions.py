@@ -16,8 +16,8 @@ import threading
 import typing as t
 from collections import OrderedDict
 
+from ..stores import Window
 from .engines import Frame
-from .stores import Window
 
 Contexts = list[t.ContextManager[t.Any]]
 

@@ -22,9 +22,9 @@ dispatcher around them, shared by both, because Werkzeug's
   (:mod:`ipdebug.crosssite`) is not gated in: it reaches the app as is.
 
 What the browser sees (page, resources, console output) comes from an
-engine (:mod:`ipdebug.engines`: Werkzeug's, through :mod:`ipdebug.internals`,
-or ipdebug's native one); the PIN is :mod:`ipdebug.pinguard`, the held
-response :mod:`ipdebug.held`. Both engines get the same gate, PIN, lockout,
+engine (:mod:`ipdebug.debugger.engines`: Werkzeug's, through :mod:`ipdebug.internals`,
+or ipdebug's native one); the PIN is :mod:`ipdebug.debugger.pinguard`, the held
+response :mod:`ipdebug.debugger.held`. Both engines get the same gate, PIN, lockout,
 relay, banner, audit and memory bounds from this module.
 """
 
@@ -44,19 +44,19 @@ from werkzeug.http import dump_cookie, parse_accept_header
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
-from .attach import Debugpy, post_mortem
-from .audit import Auditor, LogOnce, logger
+from ..attach import Debugpy, post_mortem
+from ..audit import Auditor, LogOnce, logger
+from ..config import INSTANCE_RE
+from ..crosssite import is_cross_site
+from ..errors import FlagError
+from ..stash import EXCEPTION_KEY, GATED_KEY, NAMES_KEY
+from ..stores import FlagStore, Window
 from .banner import CLOSED_HTML, banner_html, capture_html
-from .config import INSTANCE_RE
-from .crosssite import is_cross_site
 from .engines import Command, Engine, Frame
-from .errors import FlagError
 from .held import HeldResponse
 from .pinguard import PinGuard
 from .relay import OwnerGone, Relay, owner_pid
 from .sessions import Contexts, Session, Sessions
-from .stash import EXCEPTION_KEY, GATED_KEY, NAMES_KEY
-from .stores import FlagStore, Window
 
 if t.TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -97,7 +97,7 @@ class Debugger:
         page, and a pdb session before each command, so nothing more is
         served once a window closed.
     :param engine: draws the pages and runs the console
-        (:mod:`ipdebug.engines`).
+        (:mod:`ipdebug.debugger.engines`).
     """
 
     #: Set by the middleware for capture (``enable --capture``): how many

@@ -26,7 +26,7 @@ import typing as t
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Request

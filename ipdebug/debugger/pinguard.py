@@ -16,9 +16,9 @@ import typing as t
 
 from werkzeug.wrappers import Request, Response
 
-from .audit import Auditor, LogOnce
-from .pin import MAX_PIN_FAILURES, cookie_is_valid, make_cookie
-from .stores import FlagStore, Window
+from ..audit import Auditor, LogOnce
+from ..pin import MAX_PIN_FAILURES, cookie_is_valid, make_cookie
+from ..stores import FlagStore, Window
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment

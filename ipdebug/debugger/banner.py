@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 
 from markupsafe import escape
 
-from .config import format_duration
-from .stores import Window
+from ..config import format_duration
+from ..stores import Window
 
 #: Query parameter of the close request: ``?__debugger__=yes&ipdebug=close``.
 CLOSE_PARAM = "ipdebug"

@@ -33,8 +33,8 @@ import time
 import typing as t
 import weakref
 
-from .audit import logger
-from .private import NotPrivate, check_directory, connect, listen, peer_problem
+from ..audit import logger
+from ..private import NotPrivate, check_directory, connect, listen, peer_problem
 
 #: Longest wait for the owner to answer (a console command may be slow).
 RELAY_TIMEOUT = 30.0

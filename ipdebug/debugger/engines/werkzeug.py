@@ -2,7 +2,7 @@
 console, exactly as ipdebug served them before it had engines.
 
 Every Werkzeug internal goes through :mod:`ipdebug.internals`; this module
-only adapts it to :class:`~ipdebug.engines.Engine` and reads Werkzeug's
+only adapts it to :class:`~ipdebug.debugger.engines.Engine` and reads Werkzeug's
 wire protocol (everything in the query string, as its JavaScript sends it).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from .. import internals
+from ... import internals
 from ..banner import CLOSE_PARAM, CLOSE_VALUE
 from . import Command, Frame
 
