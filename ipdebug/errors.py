@@ -51,3 +51,28 @@ class FlagWriteError(IPDebugError):
         self.location = location
         self.problem = problem
         super().__init__(f"cannot write flag {location}: {problem}")
+
+
+class RelayError(IPDebugError):
+    """A debugger request could not be relayed to the process of this host
+    that holds what it asks for (:mod:`ipdebug.debugger.relay`), or that
+    process's answer was unusable.
+
+    :param pid: the process asked.
+    :param problem: what went wrong, as a listing of the errors shows it
+        (``did not answer within 2 s``).
+    """
+
+    def __init__(self, pid: int, problem: str) -> None:
+        self.pid = pid
+        self.problem = problem
+        super().__init__(f"worker {pid} {problem}")
+
+
+class OwnerGone(RelayError):
+    """The process named by a debugger secret no longer listens: it exited,
+    and what it held is gone with it.
+    """
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(pid, "has exited")

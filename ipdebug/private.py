@@ -24,13 +24,16 @@ import stat
 import struct
 from collections.abc import Callable
 
+from .errors import IPDebugError
+
 # sockaddr_un.sun_path holds 108 bytes, with its terminating NUL.
 _SUN_PATH_MAX = 107
 
 
-class NotPrivate(PermissionError):
+class NotPrivate(PermissionError, IPDebugError):
     """A directory, or the process behind a socket, that another user
-    controls. ``str()`` names the path and the problem.
+    controls. ``str()`` names the path and the problem. An ``OSError`` too,
+    as the file operations it guards raise.
     """
 
     def __init__(self, path: str, problem: str) -> None:

@@ -48,14 +48,15 @@ from ..attach import Debugpy, post_mortem
 from ..audit import Auditor, LogOnce, logger
 from ..config import INSTANCE_RE
 from ..crosssite import is_cross_site
-from ..errors import FlagError
+from ..errors import FlagError, OwnerGone, RelayError
+from ..private import NotPrivate
 from ..stash import EXCEPTION_KEY, GATED_KEY, NAMES_KEY
 from ..stores import FlagStore, Window
 from .banner import CLOSED_HTML, banner_html, capture_html
 from .engines import Command, Engine, Frame
 from .held import HeldResponse
 from .pinguard import PinGuard
-from .relay import OwnerGone, Relay, owner_pid
+from .relay import Relay, owner_pid
 from .sessions import Contexts, Session, Sessions
 
 if t.TYPE_CHECKING:
@@ -333,29 +334,38 @@ class Debugger:
         return response
 
     def forward(
-        self, relay: Relay, pid: int, request: Request, client: str
+        self,
+        relay: Relay,
+        pid: int,
+        request: Request,
+        client: str,
+        *,
+        what: str = "traceback",
     ) -> Response:
-        """Hand a request to process ``pid``, which holds the traceback."""
+        """Hand a request to process ``pid``, which holds the ``what`` it
+        asks for (a traceback, or a captured error for the errors pages).
+        """
+        again = "reload the failing page" if what == "traceback" else "list them again"
         try:
             status, headers, body = relay.forward(pid, request.environ)
         except OwnerGone:
             return self.refuse(
                 410,
-                f"this traceback belonged to a worker that has exited (pid {pid}); "
-                "reload the failing page",
+                f"this {what} belonged to a worker that has exited (pid {pid}); "
+                f"{again}",
                 client,
             )
-        except (OSError, ValueError, KeyError, TypeError):
+        except (RelayError, NotPrivate):
             logger.exception(
                 "ipdebug could not relay a debugger request to pid %d", pid
             )
             return self.refuse(
                 504,
-                f"the worker holding this traceback (pid {pid}) did not answer; "
-                "reload the failing page",
+                f"the worker holding this {what} (pid {pid}) did not answer; {again}",
                 client,
             )
-        self.audit("debugger.relayed", client, owner=pid, cmd=_command_name(request))
+        cmd = _command_name(request) if what == "traceback" else what
+        self.audit("debugger.relayed", client, owner=pid, cmd=cmd)
         return Response(body, status=status, headers=headers)
 
     def resource(self, request: Request, name: str) -> Response:

@@ -32,7 +32,7 @@ from ..audit import Auditor, logger
 from ..capture import CaptureContexts, Captures
 from ..config import INSTANCE_RE
 from .dispatch import INSTANCE_HEADER, Debugger
-from .relay import MESSAGE_KEY, OwnerGone, Relay, ask_all, owner_pid
+from .relay import MESSAGE_KEY, Relay, ask_all, owner_pid
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -249,7 +249,9 @@ class ErrorPages:
                 and not relayed
                 and self.relay is not None
             ):
-                return self._forward(self.relay, pid, request, client)
+                return self.debugger.forward(
+                    self.relay, pid, request, client, what="capture"
+                )
             return self._refuse(
                 410,
                 "this capture is no longer held: the window changed, or newer "
@@ -269,26 +271,6 @@ class ErrorPages:
         response = Response(body, mimetype="text/html")
         response.headers.add("Set-Cookie", self.debugger.route_cookie(request.environ))
         return response
-
-    def _forward(
-        self, relay: Relay, pid: int, request: Request, client: str
-    ) -> Response:
-        try:
-            status, headers, body = relay.forward(pid, request.environ)
-        except OwnerGone:
-            return self._refuse(
-                410,
-                f"the worker that captured this error (pid {pid}) has exited",
-                client,
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            logger.exception("ipdebug could not relay a capture request to pid %d", pid)
-            return self._refuse(
-                504,
-                f"the worker holding this capture (pid {pid}) did not answer",
-                client,
-            )
-        return Response(body, status=status, headers=headers)
 
     def _refuse(self, status: int, message: str, client: str) -> Response:
         self.audit("error.refused", client, status=status, reason=message)

@@ -34,6 +34,7 @@ import typing as t
 import weakref
 
 from ..audit import logger
+from ..errors import OwnerGone, RelayError
 from ..private import NotPrivate, check_directory, connect, listen, peer_problem
 
 #: Longest wait for the owner to answer (a console command may be slow).
@@ -85,10 +86,6 @@ ASK_ALL_TIMEOUT = 2.0
 Answer = tuple[str, list[tuple[str, str]], bytes]
 #: ``handler(environ) -> (status, headers, body)``, run by the owner.
 Handler = t.Callable[[dict[str, t.Any]], Answer]
-
-
-class OwnerGone(Exception):
-    """The process named by the secret no longer listens (it exited)."""
 
 
 def owner_pid(secret: str) -> int | None:
@@ -229,15 +226,18 @@ class Relay:
         :raises OwnerGone: when nothing listens for that pid.
         :raises NotPrivate: when the socket's directory, or the process
             listening on it, is another user's: nothing was sent.
+        :raises RelayError: when the owner did not answer in time, or
+            answered wrongly.
         """
         request = {
             key: environ[key]
             for key in FORWARDED_KEYS
             if isinstance(environ.get(key), str)
         }
-        name = f"{pid}.sock"
         try:
-            sock = connect(self.directory, name, timeout=RELAY_TIMEOUT)
+            return _ask(
+                self.directory, pid, json.dumps(request).encode(), RELAY_TIMEOUT
+            )
         except NotPrivate as exc:
             self._report(
                 f"ipdebug refused to relay a console request: {exc}; remove "
@@ -245,18 +245,6 @@ class Relay:
                 "in a private directory"
             )
             raise
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            if isinstance(exc, ConnectionRefusedError):
-                # Left by a worker that was killed; the directory was
-                # checked, so this removes nobody else's file.
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path_for(pid))
-            raise OwnerGone(pid) from None
-        with sock:
-            _send_frame(sock, json.dumps(request).encode())
-            head = json.loads(_recv_frame(sock, _MAX_REQUEST))
-            body = _recv_frame(sock, _MAX_RESPONSE)
-        return str(head["status"]), [(str(k), str(v)) for k, v in head["headers"]], body
 
     def _report(self, message: str) -> None:
         if message != self.problem:
@@ -299,10 +287,8 @@ def ask_all(
             return  # exited: nothing of it is left to ask about
         except NotPrivate as exc:
             answer = f"was not asked ({exc})"
-        except TimeoutError:
-            answer = f"did not answer within {timeout:g} s"
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            answer = f"answered wrongly ({type(exc).__name__})"
+        except RelayError as exc:
+            answer = exc.problem
         results[pid] = answer
 
     deadline = time.monotonic() + timeout
@@ -329,20 +315,33 @@ def _ask(directory: str, pid: int, data: bytes, timeout: float) -> Answer:
 
     :raises OwnerGone: nothing listens there (a refused socket is removed).
     :raises NotPrivate: the directory or the peer is another user's.
+    :raises RelayError: no answer within ``timeout``, or a malformed one.
     """
     try:
         sock = connect(directory, f"{pid}.sock", timeout=timeout)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         if isinstance(exc, ConnectionRefusedError):
-            # Left by a worker that was killed; the directory was checked.
+            # Left by a worker that was killed; the directory was checked,
+            # so this removes nobody else's file.
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(directory, f"{pid}.sock"))
         raise OwnerGone(pid) from None
-    with sock:
-        _send_frame(sock, data)
-        head = json.loads(_recv_frame(sock, _MAX_REQUEST))
-        body = _recv_frame(sock, _MAX_RESPONSE)
-    return str(head["status"]), [(str(k), str(v)) for k, v in head["headers"]], body
+    except NotPrivate:
+        raise
+    except OSError as exc:
+        raise RelayError(pid, f"cannot be reached ({type(exc).__name__})") from exc
+    try:
+        with sock:
+            _send_frame(sock, data)
+            head = json.loads(_recv_frame(sock, _MAX_REQUEST))
+            body = _recv_frame(sock, _MAX_RESPONSE)
+        headers = [(str(k), str(v)) for k, v in head["headers"]]
+        return str(head["status"]), headers, body
+    except TimeoutError:
+        raise RelayError(pid, f"did not answer within {timeout:g} s") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # A closed connection, an oversized frame, or not the relay's JSON.
+        raise RelayError(pid, f"answered wrongly ({type(exc).__name__})") from exc
 
 
 def _send_answer(conn: socket.socket, answer: Answer) -> None:
