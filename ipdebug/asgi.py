@@ -55,8 +55,8 @@ from werkzeug.wrappers import Request, Response
 from . import middleware as _core
 from .asgiscope import GateEnviron, HeldSend, full_environ, remote_addr
 from .audit import logger
-from .debugger.dispatch import INSTANCE_HEADER
 from .debugger.engines import MAX_BODY
+from .debugger.settings import INSTANCE_HEADER
 from .stash import EXCEPTION_KEY, GATED_KEY
 
 if t.TYPE_CHECKING:
@@ -340,7 +340,7 @@ def _route(debugger: Debugger, environ: dict[str, t.Any]) -> str | None:
             return "command"
     except UnicodeDecodeError:
         return None  # not UTF-8: not from the debugger's JavaScript
-    if debugger.evalex and request.path == debugger.console_path:
+    if debugger.settings.evalex and request.path == debugger.settings.console_path:
         return "console"
     return None
 

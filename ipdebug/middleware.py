@@ -26,8 +26,6 @@ same status, headers and body, exceptions propagated as without ipdebug.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import os
 import sys
@@ -36,17 +34,15 @@ import typing as t
 import weakref
 from datetime import datetime, timezone
 
-from werkzeug.wrappers import Request
-
 from .address import parse_address, resolve_client
-from .attach import Debugpy
 from .audit import Auditor, LogOnce, logger
 from .capture import Capture, Captures, Summary, is_client_error
 from .config import Duration, Settings, load_settings, state_directory
+from .debugger.banner import Banner
 from .debugger.dispatch import Debugger
 from .debugger.engines import choose
-from .debugger.errorpages import CAPTURES_MESSAGE, ErrorPages
-from .debugger.relay import BODY_KEY, FORWARDED_KEYS, MESSAGE_KEY, Answer, Relay
+from .debugger.errorpages import ErrorPages
+from .debugger.settings import DebuggerSettings
 from .errors import ConfigError
 from .gate import WindowGate, make_window_gate
 from .stash import CAPTURE_KEY, GATED_KEY
@@ -177,58 +173,6 @@ class IPDebugMiddleware:
         self.store: FlagStore = open_store(self.settings.flag)
         self._log_once = LogOnce()
         self.audit = Auditor(self.store.append_audit)
-        #: Set by a server integration that can replace this process
-        #: gracefully (gunicorn); needed by ``--attach debugpy``.
-        self.recycle: t.Callable[[], None] | None = None
-        relay_problem = _relay_problem() if relay else None
-        if relay_problem:
-            logger.warning("ipdebug: %s", relay_problem)
-        attach_dir = state_directory(self.settings.flag, "attach")
-        self.debugger = Debugger(
-            app,
-            store=self.store,
-            evalex=evalex,
-            console_path=console_path,
-            max_tracebacks=max_tracebacks,
-            audit=self.audit,
-            instance=self.settings.instance,
-            max_window=self.settings.max_window,
-            deployment_allow=len(self.settings.allow or ()),
-            relay=Relay(
-                state_directory(self.settings.flag, "relay"),
-                handler=self._answer_relayed,
-                still_open=lambda: self.switch.current() is not None,
-            )
-            if relay and not relay_problem
-            else None,
-            relay_problem=relay_problem,
-            attach_dir=attach_dir,
-            attach_wait=self.settings.attach_wait,
-            debugpy=Debugpy(attach_dir, can_recycle=lambda: self.recycle is not None),
-            is_current=self._is_current,
-            engine=choose(self.settings.engine),
-        )
-        self.captures = Captures(
-            self.settings.instance, self.settings.max_captured, after=self._captured
-        )
-        self.errors: ErrorPages | None = (
-            ErrorPages(
-                errors_path,
-                captures=self.captures,
-                debugger=self.debugger,
-                relay=self.debugger.relay,
-                store=self.store,
-                audit=self.audit,
-                instance=self.settings.instance,
-                app=app,
-            )
-            if errors_path is not None
-            else None
-        )
-        # Bound once: put in the environ of every request not gated in.
-        self._capture_hook = self.capture
-        self.debugger.captured = self.captures.__len__
-        self.debugger.errors_path = errors_path
         #: The switch's ``closed_until``, copied here by the switch, so the
         #: hot path reads one attribute (not ``self.switch.closed_until``).
         self.closed_until = float("-inf")
@@ -241,6 +185,36 @@ class IPDebugMiddleware:
             poll_interval=self.store.poll_interval,
             publish=self._publish_closed_until,
         )
+        self.captures = Captures(
+            self.settings.instance, self.settings.max_captured, after=self._captured
+        )
+        self.debugger = Debugger(
+            app,
+            DebuggerSettings(
+                evalex=evalex,
+                console_path=console_path,
+                max_tracebacks=max_tracebacks,
+                instance=self.settings.instance,
+                banner=Banner(
+                    max_window=self.settings.max_window,
+                    deployment_allow=len(self.settings.allow or ()),
+                ),
+                relay_dir=state_directory(self.settings.flag, "relay")
+                if relay
+                else None,
+                attach_dir=state_directory(self.settings.flag, "attach"),
+                attach_wait=self.settings.attach_wait,
+                errors_path=errors_path,
+            ),
+            store=self.store,
+            audit=self.audit,
+            captures=self.captures,
+            gate=self,
+            engine=choose(self.settings.engine),
+        )
+        self.errors: ErrorPages | None = self.debugger.errors
+        # Bound once: put in the environ of every request not gated in.
+        self._capture_hook = self.capture
         self._gate: WindowGate | None = None
         #: Peers of denied requests without a forwarding header looked at in
         #: this window, while ``trusted_proxies`` is set; ``None`` when done.
@@ -402,13 +376,17 @@ class IPDebugMiddleware:
             self._unforwarded = None
             self.audit("request.unforwarded", peer=str(addr), forwarded=False)
 
-    def _is_current(self, window: Window, fresh: bool) -> bool:
-        """Whether ``window`` is still the open one, for a request that ran
-        a while (a slow view, a pdb session): as every request sees it (the
-        flag read at most once a second), or, ``fresh``, read now (before a
-        pdb command, which a person types).
+    # The gate, as the debugger asks it (ipdebug.debugger.settings.Gatekeeper)
+
+    def window(self, *, fresh: bool = False) -> Window | None:
+        """The open window as every request sees it (the flag read at most
+        once per poll interval), or, ``fresh``, read from the store now.
         """
-        return (self.switch.poll_now() if fresh else self.switch.current()) == window
+        return self.switch.poll_now() if fresh else self.switch.current()
+
+    def admit(self, environ: WSGIEnvironment, window: Window) -> str | None:
+        """The client of a request gated in for ``window``, else ``None``."""
+        return self._admit(environ, window)
 
     def _forwarded_seen(self, peer: str) -> None:
         """Evidence for ``ipdebug doctor``, and a hint for the operator."""
@@ -420,87 +398,30 @@ class IPDebugMiddleware:
             "the proxy; list it in trusted_proxies (IPDEBUG_TRUSTED_PROXIES)",
         )
 
-    def _answer_relayed(self, forwarded: dict[str, t.Any]) -> Answer:
-        """Answer a debugger request another process forwarded to this one,
-        after checking the window and the gate again here.
-        """
-        environ: dict[str, t.Any] = {
-            **{
-                k: v
-                for k, v in forwarded.items()
-                if k in FORWARDED_KEYS and isinstance(v, str)
-            },
-            # A native-engine POST body, read (bounded) by the forwarder.
-            "wsgi.input": io.BytesIO(
-                str(forwarded.get(BODY_KEY, "")).encode("latin-1", "replace")
-            ),
-            "wsgi.errors": sys.stderr,
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        window = self.switch.current()
-        if forwarded.get(MESSAGE_KEY) == CAPTURES_MESSAGE[MESSAGE_KEY]:
-            # Metadata only, to a process of this user (SO_PEERCRED): another
-            # worker listing for a gated-in client, or `ipdebug errors`.
-            return self.answer_listing(window)
-        client = None if window is None else self._admit(environ, window)
-        if window is None or client is None:
-            return (
-                "403 Forbidden",
-                [("Content-Type", "text/plain"), ("Cache-Control", "no-store")],
-                b"ipdebug: not open for this client\n",
-            )
-        errors = self.errors
-        if errors is not None and errors.handles(environ.get("PATH_INFO")):
-            response = errors.respond(Request(environ), window, client, relayed=True)
-            app_iter, status, headers = response.get_wsgi_response(environ)
-            return status, list(headers), b"".join(app_iter)
-        response = self.debugger.command(Request(environ), window, client, relayed=True)
-        response.headers["Cache-Control"] = "no-store"
-        app_iter, status, headers = response.get_wsgi_response(environ)
-        return status, list(headers), b"".join(app_iter)
-
-    def answer_listing(self, window: Window | None) -> Answer:
-        """This process's captures of ``window`` as JSON (relay answer)."""
-        entries = self.captures.listing(window)
-        if self.errors is not None:
-            for entry in entries:
-                entry["url"] = self.errors.url_for(entry)
-        body = json.dumps({"window": window.id if window else None, "errors": entries})
-        return "200 OK", [("Content-Type", "application/json")], body.encode()
-
     def close(self) -> None:
         """Stop relaying and drop every traceback (for server shutdown)."""
-        if self.debugger.relay is not None:
-            self.debugger.relay.stop()
-        self.debugger.reset(None)
+        self.debugger.close()
         self.captures.reset(None)
+
+    @property
+    def recycle(self) -> t.Callable[[], None] | None:
+        """Set by a server integration that can replace this process
+        gracefully (gunicorn); needed by ``--attach debugpy``.
+        """
+        return self.debugger.recycle
+
+    @recycle.setter
+    def recycle(self, recycle: t.Callable[[], None] | None) -> None:
+        self.debugger.recycle = recycle
 
     def _window_changed(self, old: Window | None, new: Window | None, why: str) -> None:
         """Audit the transition and forget everything of the old window."""
-        self.debugger.reset(new)
+        self.debugger.window_changed(old, new)
         self.captures.reset(new)
         self._gate = None
         self._unforwarded = (
             set() if new is not None and self.settings.trusted_proxies else None
         )
-        relay = self.debugger.relay
-        if relay is not None:
-            if new is None:
-                relay.stop()
-            else:
-                relay.start()
-        if (
-            old is not None
-            and self.debugger.debugpy.started
-            and self.recycle is not None
-        ):
-            # debugpy cannot stop listening: replace the whole process.
-            self.audit("attach.recycle", debugger="debugpy", pid=os.getpid())
-            self.debugger.debugpy.forget()
-            self.recycle()
         if old is not None:
             self.audit(
                 "window.expired" if why == "expired" else "window.closed",
@@ -550,19 +471,6 @@ _INSTANCES: weakref.WeakSet[IPDebugMiddleware] = weakref.WeakSet()
 def instances() -> list[IPDebugMiddleware]:
     """The middlewares alive in this process."""
     return list(_INSTANCES)
-
-
-def _relay_problem() -> str | None:
-    """Why the relay cannot work in this server, if it cannot."""
-    uwsgi = sys.modules.get("uwsgi")
-    if uwsgi is not None and not getattr(uwsgi, "has_threads", 1):
-        # The relay's listener is a Python thread; such a uWSGI never runs
-        # it while a worker waits for requests.
-        return (
-            "uWSGI runs without Python threads, so console requests cannot reach "
-            "the worker that rendered the page; restart uWSGI with --enable-threads"
-        )
-    return None
 
 
 def _connect_integrations() -> None:

@@ -10,6 +10,7 @@ debugger secret, honoured only with the window's PIN cookie (which is
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from markupsafe import escape
@@ -25,6 +26,29 @@ _STYLE = (
     "background:#fff3cd;border:2px solid #c9302c;color:#222;padding:8px 12px;"
     "margin:0 0 12px;font:14px/1.4 sans-serif"
 )
+
+
+@dataclass(frozen=True)
+class Banner:
+    """What the banner says of the deployment.
+
+    :param max_window: the deployment's ceiling, for the window's "until".
+    :param deployment_allow: how many entries the deployment's ``allow``
+        has, shown when the window has no list of its own.
+    """
+
+    max_window: float
+    deployment_allow: int
+
+    def html(self, window: Window, secret: str, *, unlocked: bool = True) -> str:
+        """The banner for ``window`` (see :func:`banner_html`)."""
+        return banner_html(
+            window,
+            until=window.expires(self.max_window),
+            secret=secret,
+            deployment_allow=self.deployment_allow,
+            unlocked=unlocked,
+        )
 
 
 def banner_html(

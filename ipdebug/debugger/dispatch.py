@@ -30,7 +30,9 @@ relay, banner, audit and memory bounds from this module.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import secrets
 import time
 import typing as t
@@ -52,108 +54,180 @@ from ..errors import FlagError, OwnerGone, RelayError
 from ..private import NotPrivate
 from ..stash import EXCEPTION_KEY, GATED_KEY, NAMES_KEY
 from ..stores import FlagStore, Window
-from .banner import CLOSED_HTML, banner_html, capture_html
+from .banner import CLOSED_HTML, capture_html
 from .engines import Command, Engine, Frame
+from .errorpages import CAPTURES_MESSAGE, ErrorPages
 from .held import HeldResponse
 from .pinguard import PinGuard
-from .relay import Relay, owner_pid
+from .relay import MESSAGE_KEY, Answer, Relay, owner_pid, relayed_environ, unavailable
 from .sessions import Contexts, Session, Sessions
+from .settings import (
+    INSTANCE_HEADER,
+    ROUTE_COOKIE,
+    DebuggerSettings,
+    Gatekeeper,
+)
 
 if t.TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+    from ..capture import Captures
+
 _NO_STORE = ("Cache-Control", "no-store")
-#: Set on debugger pages: a load balancer routes ``__debugger__`` requests
-#: to the instance it names (see the README on fleets).
-ROUTE_COOKIE = "ipdebug_route"
-INSTANCE_HEADER = "X-IPDebug-Instance"
+_NOT_OPEN: Answer = (
+    "403 Forbidden",
+    [("Content-Type", "text/plain"), ("Cache-Control", "no-store")],
+    b"ipdebug: not open for this client\n",
+)
 
 
 class Debugger:
-    """Serves Werkzeug's debugger for ``app`` to requests already gated in.
+    """Serves the debugger for ``app`` to requests already gated in.
 
     :param app: the wrapped WSGI application.
+    :param settings: how it behaves (:class:`DebuggerSettings`).
     :param store: the flag store (PIN failures are counted there).
-    :param evalex: allow the interactive console; ``False`` shows tracebacks
-        only.
-    :param console_path: URL path of Werkzeug's standalone console, or
-        ``None`` for none.
-    :param max_tracebacks: tracebacks (with their frames and locals) kept per
-        process; the oldest is dropped first.
     :param audit: where events go.
-    :param instance: this server's name in a fleet; debugger pages tell the
-        browser (and the load balancer) to send console requests here.
-    :param max_window: the deployment's ceiling, for the banner's "until".
-    :param deployment_allow: entries in the deployment's allowlist (banner).
-    :param relay: routes console requests to the process holding the
-        traceback, or ``None``; ``relay_problem`` says why there is none.
-    :param attach_dir: where pdb sessions of ``--attach pdb`` listen.
-    :param attach_wait: how long a request waits for an external debugger.
-    :param debugpy: this process's debugpy (``--attach debugpy``).
-    :param is_current: ``is_current(window, fresh)``, whether a window is
-        still the open one (``fresh``: read from the flag store now, else
-        as the switch last saw it, at most a second ago). A request
-        re-checks the window it started with before it shows a debugger
-        page, and a pdb session before each command, so nothing more is
-        served once a window closed.
+    :param captures: this process's captured errors (``enable --capture``),
+        listed by the errors pages and counted on the banner.
+    :param gate: the middleware in front: whether a window is still the
+        open one, and the gate for requests relayed from another worker. A
+        request re-checks the window it started with before it shows a
+        debugger page, and a pdb session before each command, so nothing
+        more is served once a window closed.
     :param engine: draws the pages and runs the console
         (:mod:`ipdebug.debugger.engines`).
     """
 
-    #: Set by the middleware for capture (``enable --capture``): how many
-    #: errors this process holds, and the URL path of their list.
-    captured: t.Callable[[], int] | None = None
-    errors_path: str | None = None
-
     def __init__(
         self,
         app: WSGIApplication,
+        settings: DebuggerSettings,
         *,
         store: FlagStore,
-        evalex: bool,
-        console_path: str | None,
-        max_tracebacks: int,
         audit: Auditor,
-        instance: str,
-        max_window: float,
-        deployment_allow: int,
-        relay: Relay | None,
-        relay_problem: str | None,
-        attach_dir: str,
-        attach_wait: float,
-        debugpy: Debugpy,
-        is_current: t.Callable[[Window, bool], bool],
+        captures: Captures,
+        gate: Gatekeeper,
         engine: Engine,
     ) -> None:
         self.app = app
+        self.settings = settings
         self.engine = engine
         self.audit = audit
-        self.instance = instance
-        self.max_window = max_window
-        self.deployment_allow = deployment_allow
         self.store = store
-        self.evalex = evalex
-        self.console_path = console_path
-        self.max_tracebacks = max_tracebacks
+        self.captures = captures
+        self.gate = gate
         self.pins = PinGuard(store, audit)
-        self.sessions = Sessions(instance, max_tracebacks)
-        self.relay = relay
-        self.relay_problem = relay_problem
-        self.attach_dir = attach_dir
-        self.attach_wait = attach_wait
-        self.debugpy = debugpy
-        self.is_current = is_current
+        self.sessions = Sessions(settings.instance, settings.max_tracebacks)
+        #: Set by a server integration that can replace this process
+        #: gracefully (gunicorn); needed by ``--attach debugpy``.
+        self.recycle: t.Callable[[], None] | None = None
+        self.debugpy = Debugpy(settings.attach_dir, can_recycle=self._can_recycle)
+        #: Why console requests cannot reach the worker holding their
+        #: traceback in this server, if they cannot.
+        self.relay_problem = unavailable() if settings.relay_dir else None
+        if self.relay_problem:
+            logger.warning("ipdebug: %s", self.relay_problem)
+        self.relay = (
+            Relay(
+                settings.relay_dir,
+                handler=self.answer_relayed,
+                still_open=self._window_open,
+            )
+            if settings.relay_dir and not self.relay_problem
+            else None
+        )
+        self.errors = (
+            ErrorPages(settings.errors_path, self)
+            if settings.errors_path is not None
+            else None
+        )
         self._log_once = LogOnce(limit=4)
+
+    @property
+    def instance(self) -> str:
+        """This server's name in a fleet (``settings.instance``)."""
+        return self.settings.instance
+
+    @property
+    def max_tracebacks(self) -> int:
+        """Tracebacks kept per process (``settings.max_tracebacks``)."""
+        return self.settings.max_tracebacks
+
+    @property
+    def attach_dir(self) -> str:
+        """Where pdb sessions listen (``settings.attach_dir``)."""
+        return self.settings.attach_dir
+
+    # What the middleware tells the debugger
+
+    def window_changed(self, old: Window | None, new: Window | None) -> None:
+        """Forget everything of the ``old`` window (tracebacks, secret), and
+        listen for relayed requests only while a window is open.
+        """
+        self.sessions.reset(new)
+        if self.relay is not None:
+            if new is None:
+                self.relay.stop()
+            else:
+                self.relay.start()
+        if old is not None and self.debugpy.started and self.recycle is not None:
+            # debugpy cannot stop listening: replace the whole process.
+            self.audit("attach.recycle", debugger="debugpy", pid=os.getpid())
+            self.debugpy.forget()
+            self.recycle()
+
+    def close(self) -> None:
+        """Stop relaying and drop every traceback (for server shutdown)."""
+        if self.relay is not None:
+            self.relay.stop()
+        self.sessions.reset(None)
+
+    def answer_relayed(self, forwarded: dict[str, t.Any]) -> Answer:
+        """Answer a request another process forwarded to this one (the
+        relay's handler), after checking the window and the gate again
+        here: a debugger or errors page request, or the listing of this
+        process's captures.
+        """
+        window = self.gate.window()
+        if forwarded.get(MESSAGE_KEY) == CAPTURES_MESSAGE[MESSAGE_KEY]:
+            # Metadata only, to a process of this user (SO_PEERCRED): another
+            # worker listing for a gated-in client, or `ipdebug errors`.
+            return self.answer_listing(window)
+        environ = relayed_environ(forwarded)
+        client = None if window is None else self.gate.admit(environ, window)
+        if window is None or client is None:
+            return _NOT_OPEN
+        request = Request(environ)
+        errors = self.errors
+        if errors is not None and errors.handles(environ.get("PATH_INFO")):
+            response = errors.respond(request, window, client, relayed=True)
+        else:
+            response = self.command(request, window, client, relayed=True)
+            response.headers["Cache-Control"] = "no-store"
+        app_iter, status, headers = response.get_wsgi_response(environ)
+        return status, list(headers), b"".join(app_iter)
+
+    def answer_listing(self, window: Window | None) -> Answer:
+        """This process's captures of ``window`` as JSON (relay answer)."""
+        entries = self.captures.listing(window)
+        if self.errors is not None:
+            for entry in entries:
+                entry["url"] = self.errors.url_for(entry)
+        body = json.dumps({"window": window.id if window else None, "errors": entries})
+        return "200 OK", [("Content-Type", "application/json")], body.encode()
+
+    def _window_open(self) -> bool:
+        return self.gate.window() is not None
+
+    def _can_recycle(self) -> bool:
+        return self.recycle is not None
 
     def refuse(self, status: int, message: str, client: str | None) -> Response:
         """A debugger request ipdebug will not serve, with the reason."""
         self.audit("debugger.refused", client, status=status, reason=message)
         return Response(f"ipdebug: {message}\n", status=status, mimetype="text/plain")
-
-    def reset(self, window: Window | None) -> None:
-        """Drop every traceback and draw a new secret."""
-        self.sessions.reset(window)
 
     @property
     def traceback_count(self) -> int:
@@ -180,12 +254,12 @@ class Debugger:
                 is_command = False  # not UTF-8: not from the debugger's JavaScript
             if is_command:
                 response = self.command(request, window, client)
-            elif self.evalex and request.path == self.console_path:
+            elif self.settings.evalex and request.path == self.settings.console_path:
                 response = self.console(request, window, client)
             else:
                 return self.run_app(environ, start_response, window, client)
             response.headers["Cache-Control"] = "no-store"
-            response.headers[INSTANCE_HEADER] = self.instance
+            response.headers[INSTANCE_HEADER] = self.settings.instance
         except Exception:
             # Fail closed: an ipdebug bug serves the request as if ipdebug
             # were not installed.
@@ -221,7 +295,7 @@ class Debugger:
         query = environ.get("QUERY_STRING", "")
         if "__debugger__" in query or "%" in query:
             return True
-        return self.evalex and self.console_path is not None
+        return self.settings.evalex and self.settings.console_path is not None
 
     def command(
         self, request: Request, window: Window, client: str, *, relayed: bool = False
@@ -250,7 +324,7 @@ class Debugger:
             # Werkzeug would write its PIN to the server log here; the
             # window's PIN was shown by `ipdebug enable` and is kept nowhere.
             return Response("", mimetype="text/plain")
-        if not self.evalex:
+        if not self.settings.evalex:
             return self.refuse(403, "the console is disabled (evalex=False)", client)
         if not cmd:
             return self.refuse(400, "no command", client)
@@ -259,7 +333,7 @@ class Debugger:
             return self.refuse(
                 410,
                 "this traceback is no longer held (the window changed or "
-                f"{self.max_tracebacks} newer errors replaced it); reload the "
+                f"{self.settings.max_tracebacks} newer errors replaced it); reload the "
                 "failing page",
                 client,
             )
@@ -279,11 +353,11 @@ class Debugger:
         relay it to the process named in ``key``, or say why not.
         """
         local, sep, owner = key.partition("~")
-        if sep and owner != self.instance and INSTANCE_RE.fullmatch(owner):
+        if sep and owner != self.settings.instance and INSTANCE_RE.fullmatch(owner):
             return self.refuse(
                 421,
                 f"this traceback belongs to instance {owner!r} but the request "
-                f"reached {self.instance!r}: route __debugger__ requests by the "
+                f"reached {self.settings.instance!r}: route __debugger__ requests by the "
                 f"{ROUTE_COOKIE} cookie (see the README on fleets), or reload "
                 "the failing page",
                 client,
@@ -317,13 +391,17 @@ class Debugger:
                 return self.refuse(
                     410,
                     "this traceback is no longer held (the window changed or "
-                    f"{self.max_tracebacks} newer errors replaced it)",
+                    f"{self.settings.max_tracebacks} newer errors replaced it)",
                     client,
                 )
             return self.elsewhere(command.name, session, request, client, relayed)
         unlocked = self.pins.trusted(request.environ, window)
         html = self.with_banner(
-            tb.page(evalex=self.evalex, secret=session.secret, evalex_trusted=unlocked),
+            tb.page(
+                evalex=self.settings.evalex,
+                secret=session.secret,
+                evalex_trusted=unlocked,
+            ),
             window,
             session.secret,
             unlocked=unlocked,
@@ -396,27 +474,18 @@ class Debugger:
         self, html: str, window: Window, secret: str, *, unlocked: bool
     ) -> str:
         """Put the window's banner at the top of a debugger page."""
-        banner = banner_html(
-            window,
-            until=window.expires(self.max_window),
-            secret=secret,
-            deployment_allow=self.deployment_allow,
-            unlocked=unlocked,
-        )
-        if window.capture and self.captured is not None:
+        banner = self.settings.banner.html(window, secret, unlocked=unlocked)
+        if window.capture:
             banner += capture_html(
-                self.captured(), self.errors_path, where="held by this worker"
+                len(self.captures),
+                self.settings.errors_path,
+                where="held by this worker",
             )
         return self.engine.with_banner(html, banner)
 
     def capture_banner(self, window: Window, count: int) -> str:
         """The banner of the captured errors' list (``count`` of them)."""
-        banner = banner_html(
-            window,
-            until=window.expires(self.max_window),
-            secret=self.sessions.get(window).secret,
-            deployment_allow=self.deployment_allow,
-        )
+        banner = self.settings.banner.html(window, self.sessions.get(window).secret)
         if not window.capture:
             return banner
         return banner + capture_html(count, None, where="captured, listed below")
@@ -425,7 +494,7 @@ class Debugger:
         """The routing hint for a load balancer in front of a fleet."""
         return dump_cookie(
             ROUTE_COOKIE,
-            self.instance,
+            self.settings.instance,
             path="/",
             httponly=True,
             samesite="Strict",
@@ -491,7 +560,7 @@ class Debugger:
         a framework integration) serve the debugger page instead.
         """
         contexts: Contexts = []
-        if self.evalex:
+        if self.settings.evalex:
             environ["werkzeug.debug.preserve_context"] = contexts.append
         environ[GATED_KEY] = True
         response = HeldResponse(start_response)
@@ -505,7 +574,7 @@ class Debugger:
         try:
             if window.attach == "debugpy":
                 self.debugpy.break_if_asked(
-                    environ, self.attach_wait, self.audit, client
+                    environ, self.settings.attach_wait, self.audit, client
                 )
             app_iter = self.app(environ, response.start_response)
             error = environ.pop(EXCEPTION_KEY, None)
@@ -563,16 +632,18 @@ class Debugger:
                 ),
                 ("Content-Length", str(len(body))),
                 _NO_STORE,
-                (INSTANCE_HEADER, self.instance),
+                (INSTANCE_HEADER, self.settings.instance),
                 ("Set-Cookie", self.route_cookie(environ)),
             ],
         )
         yield body
 
     def still_current(self, window: Window, *, fresh: bool = False) -> bool:
-        """Whether ``window`` is still open; in doubt, it is not."""
+        """Whether ``window`` is still the open one (``fresh``: read from
+        the store now); in doubt, it is not.
+        """
         try:
-            return self.is_current(window, fresh)
+            return self.gate.window(fresh=fresh) == window
         except Exception:
             logger.exception("ipdebug could not check the window: treated as closed")
             return False
@@ -582,8 +653,8 @@ class Debugger:
         try:
             post_mortem(
                 error,
-                directory=self.attach_dir,
-                wait=self.attach_wait,
+                directory=self.settings.attach_dir,
+                wait=self.settings.attach_wait,
                 audit=self.audit,
                 client=client,
                 still_open=lambda: self.still_current(window, fresh=True),
@@ -620,7 +691,11 @@ class Debugger:
             else None
         )
         html = document or self.with_banner(
-            tb.page(evalex=self.evalex, secret=session.secret, evalex_trusted=unlocked),
+            tb.page(
+                evalex=self.settings.evalex,
+                secret=session.secret,
+                evalex_trusted=unlocked,
+            ),
             window,
             session.secret,
             unlocked=unlocked,

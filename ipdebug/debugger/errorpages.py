@@ -28,16 +28,18 @@ from urllib.parse import quote
 from markupsafe import escape
 from werkzeug.wrappers import Request, Response
 
-from ..audit import Auditor, logger
-from ..capture import CaptureContexts, Captures
+from ..audit import logger
+from ..capture import CaptureContexts
 from ..config import INSTANCE_RE
-from .dispatch import INSTANCE_HEADER, Debugger
-from .relay import MESSAGE_KEY, Relay, ask_all, owner_pid
+from .relay import MESSAGE_KEY, ask_all, owner_pid
+from .settings import INSTANCE_HEADER
 
 if t.TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
     from ..stores import FlagStore, Window
+    from .dispatch import Debugger
+    from .relay import Relay
 
 #: The relay message that asks a process for its captures.
 CAPTURES_MESSAGE = {MESSAGE_KEY: "captures"}
@@ -53,38 +55,28 @@ class ErrorPages:
     """Serves ``errors_path`` to gated-in clients. See the module docs.
 
     :param path: the URL path of the list (``errors_path``).
-    :param captures: this process's captures.
     :param debugger: renders the pages (the same machinery as for the
-        operator's own errors) and holds their frames for the console.
-    :param relay: reaches the other workers of this host, or ``None``.
-    :param store: the flag store; a Redis store also keeps the fleet's
-        captures.
-    :param app: the wrapped app, which gets the request should ipdebug fail
-        (fail closed).
+        operator's own errors), holds their frames for the console, and
+        has what the pages list: this process's captures, the relay to the
+        other workers of this host, and the flag store (a Redis store also
+        keeps the fleet's captures). Its app gets the request should
+        ipdebug fail (fail closed).
     """
 
-    def __init__(
-        self,
-        path: str,
-        *,
-        captures: Captures,
-        debugger: Debugger,
-        relay: Relay | None,
-        store: FlagStore,
-        audit: Auditor,
-        instance: str,
-        app: WSGIApplication,
-    ) -> None:
-        self.app = app
+    def __init__(self, path: str, debugger: Debugger) -> None:
         self.path = path.rstrip("/") or "/"
-        self.captures = captures
         self.debugger = debugger
-        self.relay = relay
-        self.store = store
-        self.audit = audit
-        self.instance = instance
+        self.app = debugger.app
+        self.captures = debugger.captures
+        self.store = debugger.store
+        self.audit = debugger.audit
+        self.instance = debugger.settings.instance
         self._prefix = self.path + "/"
         self._json = self.path + ".json"
+
+    @property
+    def relay(self) -> Relay | None:
+        return self.debugger.relay
 
     def handles(self, path_info: object) -> bool:
         """Whether a (gated-in) request's ``PATH_INFO`` is for these pages."""

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import json
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 import typing as t
@@ -86,6 +88,41 @@ ASK_ALL_TIMEOUT = 2.0
 Answer = tuple[str, list[tuple[str, str]], bytes]
 #: ``handler(environ) -> (status, headers, body)``, run by the owner.
 Handler = t.Callable[[dict[str, t.Any]], Answer]
+
+
+def unavailable() -> str | None:
+    """Why the relay cannot work in this server, if it cannot."""
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is not None and not getattr(uwsgi, "has_threads", 1):
+        # The relay's listener is a Python thread; such a uWSGI never runs
+        # it while a worker waits for requests.
+        return (
+            "uWSGI runs without Python threads, so console requests cannot reach "
+            "the worker that rendered the page; restart uWSGI with --enable-threads"
+        )
+    return None
+
+
+def relayed_environ(forwarded: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The WSGI environ of a request another process forwarded: only
+    :data:`FORWARDED_KEYS`, as text, and the body it read.
+    """
+    return {
+        **{
+            k: v
+            for k, v in forwarded.items()
+            if k in FORWARDED_KEYS and isinstance(v, str)
+        },
+        # A native-engine POST body, read (bounded) by the forwarder.
+        "wsgi.input": io.BytesIO(
+            str(forwarded.get(BODY_KEY, "")).encode("latin-1", "replace")
+        ),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
 
 
 def owner_pid(secret: str) -> int | None:
