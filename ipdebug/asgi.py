@@ -360,9 +360,9 @@ def _answer(
     if route == "errors" and core.errors is not None:
         response = core.errors.respond(request, window, client)
     elif route == "command":
-        response = debugger.command(request, window, client)
+        response = debugger.commands.command(request, window, client)
     else:
-        response = debugger.console(request, window, client)
+        response = debugger.commands.console(request, window, client)
     response.headers["Cache-Control"] = "no-store"
     response.headers[INSTANCE_HEADER] = debugger.instance
     return response

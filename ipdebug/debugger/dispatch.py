@@ -33,34 +33,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
-import time
 import typing as t
-from contextlib import ExitStack
-from io import BytesIO
 from urllib.parse import quote
-from zlib import adler32
 
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import dump_cookie, parse_accept_header
-from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
 from ..attach import Debugpy, post_mortem
 from ..audit import Auditor, LogOnce, logger
-from ..config import INSTANCE_RE
 from ..crosssite import is_cross_site
-from ..errors import FlagError, OwnerGone, RelayError
-from ..private import NotPrivate
 from ..stash import EXCEPTION_KEY, GATED_KEY, NAMES_KEY
 from ..stores import FlagStore, Window
-from .banner import CLOSED_HTML, capture_html
-from .engines import Command, Engine, Frame
+from .banner import capture_html
+from .commands import Commands
+from .engines import Engine
 from .errorpages import CAPTURES_MESSAGE, ErrorPages
-from .held import HeldResponse
+from .held import AppRun, HeldResponse, close_iterable
 from .pinguard import PinGuard
-from .relay import MESSAGE_KEY, Answer, Relay, owner_pid, relayed_environ, unavailable
-from .sessions import Contexts, Session, Sessions
+from .relay import MESSAGE_KEY, Answer, Relay, relayed_environ, unavailable
+from .sessions import Contexts, Sessions
 from .settings import (
     INSTANCE_HEADER,
     ROUTE_COOKIE,
@@ -144,6 +136,8 @@ class Debugger:
             else None
         )
         self._log_once = LogOnce(limit=4)
+        #: The requests of its pages (``__debugger__=yes``, the console).
+        self.commands = Commands(self)
 
     @property
     def instance(self) -> str:
@@ -204,7 +198,7 @@ class Debugger:
         if errors is not None and errors.handles(environ.get("PATH_INFO")):
             response = errors.respond(request, window, client, relayed=True)
         else:
-            response = self.command(request, window, client, relayed=True)
+            response = self.commands.command(request, window, client, relayed=True)
             response.headers["Cache-Control"] = "no-store"
         app_iter, status, headers = response.get_wsgi_response(environ)
         return status, list(headers), b"".join(app_iter)
@@ -253,9 +247,9 @@ class Debugger:
             except UnicodeDecodeError:
                 is_command = False  # not UTF-8: not from the debugger's JavaScript
             if is_command:
-                response = self.command(request, window, client)
+                response = self.commands.command(request, window, client)
             elif self.settings.evalex and request.path == self.settings.console_path:
-                response = self.console(request, window, client)
+                response = self.commands.console(request, window, client)
             else:
                 return self.run_app(environ, start_response, window, client)
             response.headers["Cache-Control"] = "no-store"
@@ -297,179 +291,6 @@ class Debugger:
             return True
         return self.settings.evalex and self.settings.console_path is not None
 
-    def command(
-        self, request: Request, window: Window, client: str, *, relayed: bool = False
-    ) -> Response:
-        """A ``__debugger__=yes`` request: resource, PIN or console command.
-
-        :param relayed: the request was forwarded by another process; answer
-            it here or refuse it, never forward it again.
-        """
-        command = self.engine.read_command(request)
-        if command.cmd == "resource":
-            return self.resource(request, command.name)
-        if command.refusal is not None:
-            return self.refuse(*command.refusal, client)
-        session = self.sessions.get(window)
-        if command.cmd == "page":
-            return self.held_page(request, command, session, window, client, relayed)
-        if not secrets.compare_digest(command.secret.encode(), session.secret.encode()):
-            return self.elsewhere(command.secret, session, request, client, relayed)
-        cmd = command.cmd
-        if cmd == "close":
-            return self.close_window(request, window, client)
-        if cmd == "pinauth":
-            return self.pins.authenticate(request, window, client, pin=command.pin)
-        if cmd == "printpin":
-            # Werkzeug would write its PIN to the server log here; the
-            # window's PIN was shown by `ipdebug enable` and is kept nowhere.
-            return Response("", mimetype="text/plain")
-        if not self.settings.evalex:
-            return self.refuse(403, "the console is disabled (evalex=False)", client)
-        if not cmd:
-            return self.refuse(400, "no command", client)
-        frame = session.frames.get(-1 if command.frame is None else command.frame)
-        if frame is None:
-            return self.refuse(
-                410,
-                "this traceback is no longer held (the window changed or "
-                f"{self.settings.max_tracebacks} newer errors replaced it); reload the "
-                "failing page",
-                client,
-            )
-        if not self.pins.trusted(request.environ, window):
-            return self.refuse(403, "the console is locked; enter the PIN", client)
-        return self.execute(session, frame, command.code, client)
-
-    def elsewhere(
-        self,
-        key: str,
-        session: Session,
-        request: Request,
-        client: str,
-        relayed: bool,
-    ) -> Response:
-        """A request for a secret (or page) this process does not hold:
-        relay it to the process named in ``key``, or say why not.
-        """
-        local, sep, owner = key.partition("~")
-        if sep and owner != self.settings.instance and INSTANCE_RE.fullmatch(owner):
-            return self.refuse(
-                421,
-                f"this traceback belongs to instance {owner!r} but the request "
-                f"reached {self.settings.instance!r}: route __debugger__ requests by the "
-                f"{ROUTE_COOKIE} cookie (see the README on fleets), or reload "
-                "the failing page",
-                client,
-            )
-        pid = owner_pid(local) if sep else None
-        relay = self.relay
-        if relay is not None and pid is not None and pid != session.pid and not relayed:
-            return self.forward(relay, pid, request, client)
-        if self.relay_problem and pid is not None and pid != session.pid:
-            return self.refuse(503, self.relay_problem, client)
-        return self.refuse(
-            403,
-            "this debugger page belongs to another window or process; reload "
-            "the failing page",
-            client,
-        )
-
-    def held_page(
-        self,
-        request: Request,
-        command: Command,
-        session: Session,
-        window: Window,
-        client: str,
-        relayed: bool,
-    ) -> Response:
-        """The HTML page of a traceback whose JSON an API client received."""
-        tb = session.pages.get(command.name)
-        if tb is None:
-            if command.name.startswith(f"{session.pid}x"):
-                return self.refuse(
-                    410,
-                    "this traceback is no longer held (the window changed or "
-                    f"{self.settings.max_tracebacks} newer errors replaced it)",
-                    client,
-                )
-            return self.elsewhere(command.name, session, request, client, relayed)
-        unlocked = self.pins.trusted(request.environ, window)
-        html = self.with_banner(
-            tb.page(
-                evalex=self.settings.evalex,
-                secret=session.secret,
-                evalex_trusted=unlocked,
-            ),
-            window,
-            session.secret,
-            unlocked=unlocked,
-        )
-        self.audit("debugger.page", client, path=request.path, held=True)
-        response = Response(html, mimetype="text/html")
-        response.headers.add("Set-Cookie", self.route_cookie(request.environ))
-        return response
-
-    def forward(
-        self,
-        relay: Relay,
-        pid: int,
-        request: Request,
-        client: str,
-        *,
-        what: str = "traceback",
-    ) -> Response:
-        """Hand a request to process ``pid``, which holds the ``what`` it
-        asks for (a traceback, or a captured error for the errors pages).
-        """
-        again = "reload the failing page" if what == "traceback" else "list them again"
-        try:
-            status, headers, body = relay.forward(pid, request.environ)
-        except OwnerGone:
-            return self.refuse(
-                410,
-                f"this {what} belonged to a worker that has exited (pid {pid}); "
-                f"{again}",
-                client,
-            )
-        except (RelayError, NotPrivate):
-            logger.exception(
-                "ipdebug could not relay a debugger request to pid %d", pid
-            )
-            return self.refuse(
-                504,
-                f"the worker holding this {what} (pid {pid}) did not answer; {again}",
-                client,
-            )
-        cmd = _command_name(request) if what == "traceback" else what
-        self.audit("debugger.relayed", client, owner=pid, cmd=cmd)
-        return Response(body, status=status, headers=headers)
-
-    def resource(self, request: Request, name: str) -> Response:
-        """A static file of Werkzeug's debugger (JavaScript, CSS, icons)."""
-        data = self.engine.resource(name)
-        if data is None:
-            return self.refuse(404, "no such debugger resource", None)
-        etag = str(adler32(data) & 0xFFFFFFFF)
-        return send_file(BytesIO(data), request.environ, download_name=name, etag=etag)
-
-    def console(self, request: Request, window: Window, client: str) -> Response:
-        """Werkzeug's standalone console at ``console_path``."""
-        session = self.sessions.get(window)
-        self.sessions.console_frame(
-            session, lambda: self.engine.console_frame({"app": self.app})
-        )
-        self.audit("debugger.console", client, path=request.path)
-        unlocked = self.pins.trusted(request.environ, window)
-        html = self.engine.console_page(secret=session.secret, evalex_trusted=unlocked)
-        response = Response(
-            self.with_banner(html, window, session.secret, unlocked=unlocked),
-            mimetype="text/html",
-        )
-        response.headers.add("Set-Cookie", self.route_cookie(request.environ))
-        return response
-
     def with_banner(
         self, html: str, window: Window, secret: str, *, unlocked: bool
     ) -> str:
@@ -501,52 +322,6 @@ class Debugger:
             secure=environ.get("wsgi.url_scheme") == "https",
         )
 
-    def execute(
-        self, session: Session, frame: Frame, cmd: str, client: str
-    ) -> Response:
-        """Run one console command in a frame, with the contexts (Flask's
-        app and request context) that were active when it failed.
-        """
-        # Audited before it runs: the command may never return.
-        contexts = session.contexts.get(id(frame), ())
-        # A captured error's frames carry its id (ipdebug.capture).
-        capture = getattr(contexts, "capture_id", None)
-        self.audit(
-            "console.command",
-            client,
-            source=cmd,
-            frame=self.engine.describe(frame),
-            **({"capture": capture} if capture else {}),
-        )
-        with ExitStack() as stack:
-            for context in contexts:
-                stack.enter_context(context)
-            output, mimetype = self.engine.evaluate(frame, cmd)
-        return Response(output, mimetype=mimetype)
-
-    def close_window(self, request: Request, window: Window, client: str) -> Response:
-        """The banner's "Close window now": removes the flag, as
-        ``ipdebug disable`` does, if it still holds this window.
-        """
-        if request.method != "POST":
-            return self.refuse(405, "closing the window takes a POST", client)
-        if not self.pins.trusted(request.environ, window):
-            return self.refuse(403, "enter the PIN before closing the window", client)
-        if request.args.get("window") != window.id:
-            return self.refuse(409, "this page belongs to an earlier window", client)
-        try:
-            current = self.store.load(time.time())
-        except FlagError:
-            current = None  # refused: the window is already over
-        if current is not None and current.id != window.id:
-            return self.refuse(
-                409, "a newer window replaced this one; it stays open", client
-            )
-        if current is not None:
-            self.store.clear()
-        self.audit("window.disabled", client, window=window.id[:8], via="banner")
-        return Response(CLOSED_HTML, mimetype="text/html")
-
     # The application, with the debugger page for its errors
 
     def run_app(
@@ -564,57 +339,98 @@ class Debugger:
             environ["werkzeug.debug.preserve_context"] = contexts.append
         environ[GATED_KEY] = True
         response = HeldResponse(start_response)
-        app_iter: t.Iterable[bytes] | None = None
-        error: BaseException | None = None
-        # A framework that turned the error into its own response (Flask's
-        # 500) handed the exception over: that response is kept, unread, in
-        # case the window closed before the debugger page is shown.
-        handed_over = False
-        skip = 0
+        run = AppRun()
+        yield from self._run(run, environ, response, window, client)
+        if run.error is not None:
+            yield from self._after_error(
+                run, environ, response, contexts, window, client
+            )
+
+    def _run(
+        self,
+        run: AppRun,
+        environ: WSGIEnvironment,
+        response: HeldResponse,
+        window: Window,
+        client: str,
+    ) -> t.Iterator[bytes]:
+        """The app's own response, as long as it does not fail; what failed
+        is left in ``run``.
+        """
         try:
             if window.attach == "debugpy":
                 self.debugpy.break_if_asked(
                     environ, self.settings.attach_wait, self.audit, client
                 )
-            app_iter = self.app(environ, response.start_response)
-            error = environ.pop(EXCEPTION_KEY, None)
-            handed_over = error is not None
-            if error is None:
-                yield from _body(app_iter, response)
+            run.app_iter = self.app(environ, response.start_response)
+            run.error = environ.pop(EXCEPTION_KEY, None)
+            # A framework that turned the error into its own response
+            # (Flask's 500) handed the exception over: that response is
+            # kept, unread, in case the window closed before the debugger
+            # page is shown.
+            run.handed_over = run.error is not None
+            if run.error is None:
+                yield from response.body(run.app_iter)
         except Exception as exc:
-            error, skip, handed_over = exc, 1, False  # skip this frame
+            run.error, run.skip, run.handed_over = exc, 1, False  # skip this frame
         finally:
-            if not handed_over:
-                _close(app_iter)
-        if error is None:
-            return
+            if not run.handed_over:
+                close_iterable(run.app_iter)
+
+    def _after_error(
+        self,
+        run: AppRun,
+        environ: WSGIEnvironment,
+        response: HeldResponse,
+        contexts: Contexts,
+        window: Window,
+        client: str,
+    ) -> t.Iterator[bytes]:
+        """What follows an error: an external debugger if the window asks
+        for one, then the debugger page; or, once the window closed, the
+        response as without ipdebug; or, once the body started, an abort.
+        """
+        error = t.cast(BaseException, run.error)
         # Read afresh: the offer holds the request up to attach_wait.
         if window.attach == "pdb" and self.still_current(window, fresh=True):
             self.offer_pdb(error, client, window)
         if not response.sent and not self.still_current(window):
             # The window closed (or changed) while the request ran: nothing
             # more is shown; the request ends as without ipdebug.
-            if handed_over:
+            if run.handed_over:
                 try:
-                    yield from _body(t.cast("t.Iterable[bytes]", app_iter), response)
+                    yield from response.body(t.cast("t.Iterable[bytes]", run.app_iter))
                 finally:
-                    _close(app_iter)
+                    close_iterable(run.app_iter)
                 return
             raise error
-        if handed_over:
-            _close(app_iter)
-        exc_info: OptExcInfo = (type(error), error, error.__traceback__)  # type: ignore[assignment]
+        if run.handed_over:
+            close_iterable(run.app_iter)
         if response.sent:
             # The status and part of the body are on the wire: make the server
             # abort the connection rather than end a truncated body cleanly.
             self.audit(
                 "debugger.stream_error", client, path=environ.get("PATH_INFO", "")
             )
+            exc_info: OptExcInfo = (type(error), error, error.__traceback__)  # type: ignore[assignment]
             logger.error(
                 "error after the response started streaming", exc_info=exc_info
             )
-            start_response("500 Internal Server Error", [], exc_info)
+            response.abort(exc_info)
             raise error
+        yield self._page(error, run.skip, contexts, environ, response, window, client)
+
+    def _page(
+        self,
+        error: BaseException,
+        skip: int,
+        contexts: Contexts,
+        environ: WSGIEnvironment,
+        response: HeldResponse,
+        window: Window,
+        client: str,
+    ) -> bytes:
+        """Start the debugger page's response (or its JSON's); its body."""
         as_json = self.wants_json(environ)
         try:
             body = self.render(
@@ -623,7 +439,7 @@ class Debugger:
         except Exception:
             logger.exception("ipdebug could not render the debugger page")
             raise error from None
-        start_response(
+        response.replace(
             "500 INTERNAL SERVER ERROR",
             [
                 (
@@ -636,7 +452,7 @@ class Debugger:
                 ("Set-Cookie", self.route_cookie(environ)),
             ],
         )
-        yield body
+        return body
 
     def still_current(self, window: Window, *, fresh: bool = False) -> bool:
         """Whether ``window`` is still the open one (``fresh``: read from
@@ -732,29 +548,3 @@ class Debugger:
         """
         path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
         return f"{path or '/'}?__debugger__=yes&cmd=page&tb={quote(ref)}"
-
-
-def _body(app_iter: t.Iterable[bytes], response: HeldResponse) -> t.Iterator[bytes]:
-    """The app's body, its held status and headers sent at the first bytes."""
-    for chunk in app_iter:
-        if chunk:
-            response.send()
-        elif not response.sent:
-            # Nothing may be yielded before start_response, and the headers
-            # stay held until real bytes arrive.
-            continue
-        yield chunk
-    response.send()
-
-
-def _close(app_iter: t.Iterable[bytes] | None) -> None:
-    close = getattr(app_iter, "close", None)
-    if close is not None:
-        close()
-
-
-def _command_name(request: Request) -> str:
-    # The kind of request, for the forwarder's audit line; the command text
-    # itself is audited once, by the owner that runs it.
-    cmd = request.args.get("cmd", "")
-    return cmd if cmd in ("pinauth", "printpin", "resource", "page") else "console"

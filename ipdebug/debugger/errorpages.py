@@ -115,7 +115,9 @@ class ErrorPages:
         if is_command:
             # The page's JavaScript asks relative to the page's own URL: its
             # resources, PIN and console commands go to the debugger.
-            response = self.debugger.command(request, window, client, relayed=relayed)
+            response = self.debugger.commands.command(
+                request, window, client, relayed=relayed
+            )
         elif request.method not in ("GET", "HEAD"):
             response = self._refuse(405, "the errors pages take GET", client)
         elif request.path == self.path:
@@ -241,7 +243,7 @@ class ErrorPages:
                 and not relayed
                 and self.relay is not None
             ):
-                return self.debugger.forward(
+                return self.debugger.commands.forward(
                     self.relay, pid, request, client, what="capture"
                 )
             return self._refuse(
