@@ -379,12 +379,14 @@ def _page(
     """The debugger page (or JSON) for ``error``, and whether it is JSON;
     ``None`` when the window closed meanwhile (run in a worker thread).
     """
-    if window.attach == "pdb" and debugger.still_current(window, fresh=True):
-        debugger.offer_pdb(error, client, window)
-    if not debugger.still_current(window):
+    if window.attach == "pdb" and debugger.pages.still_current(window, fresh=True):
+        debugger.pages.offer_pdb(error, client, window)
+    if not debugger.pages.still_current(window):
         return None
-    as_json = debugger.wants_json(environ)
-    page = debugger.render(error, skip, [], environ, window, client, as_json=as_json)
+    as_json = debugger.pages.wants_json(environ)
+    page = debugger.pages.render(
+        error, skip, [], environ, window, client, as_json=as_json
+    )
     return page, as_json
 
 
@@ -400,7 +402,7 @@ def _page_headers(
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
         (INSTANCE_HEADER.lower().encode(), debugger.instance.encode("latin-1")),
-        (b"set-cookie", debugger.route_cookie(environ).encode("latin-1")),
+        (b"set-cookie", debugger.pages.route_cookie(environ).encode("latin-1")),
     ]
 
 

@@ -167,7 +167,7 @@ class Commands:
                 )
             return self.elsewhere(command.name, session, request, client, relayed)
         unlocked = self.pins.trusted(request.environ, window)
-        html = self.debugger.with_banner(
+        html = self.debugger.pages.with_banner(
             tb.page(
                 evalex=self.settings.evalex,
                 secret=session.secret,
@@ -179,7 +179,9 @@ class Commands:
         )
         self.audit("debugger.page", client, path=request.path, held=True)
         response = Response(html, mimetype="text/html")
-        response.headers.add("Set-Cookie", self.debugger.route_cookie(request.environ))
+        response.headers.add(
+            "Set-Cookie", self.debugger.pages.route_cookie(request.environ)
+        )
         return response
 
     def forward(
@@ -235,10 +237,14 @@ class Commands:
         unlocked = self.pins.trusted(request.environ, window)
         html = self.engine.console_page(secret=session.secret, evalex_trusted=unlocked)
         response = Response(
-            self.debugger.with_banner(html, window, session.secret, unlocked=unlocked),
+            self.debugger.pages.with_banner(
+                html, window, session.secret, unlocked=unlocked
+            ),
             mimetype="text/html",
         )
-        response.headers.add("Set-Cookie", self.debugger.route_cookie(request.environ))
+        response.headers.add(
+            "Set-Cookie", self.debugger.pages.route_cookie(request.environ)
+        )
         return response
 
     def execute(

@@ -21,11 +21,16 @@ dispatcher around them, shared by both, because Werkzeug's
 - a request that another site's page made the operator's browser send
   (:mod:`ipdebug.crosssite`) is not gated in: it reaches the app as is.
 
-What the browser sees (page, resources, console output) comes from an
-engine (:mod:`ipdebug.debugger.engines`: Werkzeug's, through :mod:`ipdebug.internals`,
-or ipdebug's native one); the PIN is :mod:`ipdebug.debugger.pinguard`, the held
-response :mod:`ipdebug.debugger.held`. Both engines get the same gate, PIN, lockout,
-relay, banner, audit and memory bounds from this module.
+The :class:`Debugger` is the entry point: the middleware hands it the
+gated-in requests, tells it of window changes, and answers its
+:class:`~ipdebug.debugger.settings.Gatekeeper` questions. It sends the
+page's own requests to :mod:`~ipdebug.debugger.commands` and the rest to
+:mod:`~ipdebug.debugger.pages` (the app, and the page for its error), and
+answers what other workers relay to it. What the browser sees (page,
+resources, console output) comes from an engine
+(:mod:`ipdebug.debugger.engines`); the PIN is
+:mod:`ipdebug.debugger.pinguard`. Both engines get the same gate, PIN,
+lockout, relay, banner, audit and memory bounds.
 """
 
 from __future__ import annotations
@@ -34,39 +39,27 @@ import json
 import logging
 import os
 import typing as t
-from urllib.parse import quote
 
-from werkzeug.datastructures import MIMEAccept
-from werkzeug.http import dump_cookie, parse_accept_header
 from werkzeug.wrappers import Request, Response
 
-from ..attach import Debugpy, post_mortem
+from ..attach import Debugpy
 from ..audit import Auditor, LogOnce, logger
 from ..crosssite import is_cross_site
-from ..stash import EXCEPTION_KEY, GATED_KEY, NAMES_KEY
 from ..stores import FlagStore, Window
-from .banner import capture_html
 from .commands import Commands
 from .engines import Engine
 from .errorpages import CAPTURES_MESSAGE, ErrorPages
-from .held import AppRun, HeldResponse, close_iterable
+from .pages import Pages
 from .pinguard import PinGuard
 from .relay import MESSAGE_KEY, Answer, Relay, relayed_environ, unavailable
-from .sessions import Contexts, Sessions
-from .settings import (
-    INSTANCE_HEADER,
-    ROUTE_COOKIE,
-    DebuggerSettings,
-    Gatekeeper,
-)
+from .sessions import Sessions
+from .settings import INSTANCE_HEADER, DebuggerSettings, Gatekeeper
 
 if t.TYPE_CHECKING:
-    from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from ..capture import Captures
 
-_NO_STORE = ("Cache-Control", "no-store")
 _NOT_OPEN: Answer = (
     "403 Forbidden",
     [("Content-Type", "text/plain"), ("Cache-Control", "no-store")],
@@ -136,6 +129,8 @@ class Debugger:
             else None
         )
         self._log_once = LogOnce(limit=4)
+        #: The app, and the debugger page for its errors.
+        self.pages = Pages(self)
         #: The requests of its pages (``__debugger__=yes``, the console).
         self.commands = Commands(self)
 
@@ -240,7 +235,7 @@ class Debugger:
             if window.attach == "debugpy":
                 self.debugpy.ensure(self.audit, client)
             if not self._for_debugger(environ):
-                return self.run_app(environ, start_response, window, client)
+                return self.pages.run_app(environ, start_response, window, client)
             request = Request(environ)
             try:
                 is_command = request.args.get("__debugger__") == "yes"
@@ -251,7 +246,7 @@ class Debugger:
             elif self.settings.evalex and request.path == self.settings.console_path:
                 response = self.commands.console(request, window, client)
             else:
-                return self.run_app(environ, start_response, window, client)
+                return self.pages.run_app(environ, start_response, window, client)
             response.headers["Cache-Control"] = "no-store"
             response.headers[INSTANCE_HEADER] = self.settings.instance
         except Exception:
@@ -290,261 +285,3 @@ class Debugger:
         if "__debugger__" in query or "%" in query:
             return True
         return self.settings.evalex and self.settings.console_path is not None
-
-    def with_banner(
-        self, html: str, window: Window, secret: str, *, unlocked: bool
-    ) -> str:
-        """Put the window's banner at the top of a debugger page."""
-        banner = self.settings.banner.html(window, secret, unlocked=unlocked)
-        if window.capture:
-            banner += capture_html(
-                len(self.captures),
-                self.settings.errors_path,
-                where="held by this worker",
-            )
-        return self.engine.with_banner(html, banner)
-
-    def capture_banner(self, window: Window, count: int) -> str:
-        """The banner of the captured errors' list (``count`` of them)."""
-        banner = self.settings.banner.html(window, self.sessions.get(window).secret)
-        if not window.capture:
-            return banner
-        return banner + capture_html(count, None, where="captured, listed below")
-
-    def route_cookie(self, environ: WSGIEnvironment) -> str:
-        """The routing hint for a load balancer in front of a fleet."""
-        return dump_cookie(
-            ROUTE_COOKIE,
-            self.settings.instance,
-            path="/",
-            httponly=True,
-            samesite="Strict",
-            secure=environ.get("wsgi.url_scheme") == "https",
-        )
-
-    # The application, with the debugger page for its errors
-
-    def run_app(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        window: Window,
-        client: str,
-    ) -> t.Iterator[bytes]:
-        """Run the app; on an unhandled exception (raised, or handed over by
-        a framework integration) serve the debugger page instead.
-        """
-        contexts: Contexts = []
-        if self.settings.evalex:
-            environ["werkzeug.debug.preserve_context"] = contexts.append
-        environ[GATED_KEY] = True
-        response = HeldResponse(start_response)
-        run = AppRun()
-        yield from self._run(run, environ, response, window, client)
-        if run.error is not None:
-            yield from self._after_error(
-                run, environ, response, contexts, window, client
-            )
-
-    def _run(
-        self,
-        run: AppRun,
-        environ: WSGIEnvironment,
-        response: HeldResponse,
-        window: Window,
-        client: str,
-    ) -> t.Iterator[bytes]:
-        """The app's own response, as long as it does not fail; what failed
-        is left in ``run``.
-        """
-        try:
-            if window.attach == "debugpy":
-                self.debugpy.break_if_asked(
-                    environ, self.settings.attach_wait, self.audit, client
-                )
-            run.app_iter = self.app(environ, response.start_response)
-            run.error = environ.pop(EXCEPTION_KEY, None)
-            # A framework that turned the error into its own response
-            # (Flask's 500) handed the exception over: that response is
-            # kept, unread, in case the window closed before the debugger
-            # page is shown.
-            run.handed_over = run.error is not None
-            if run.error is None:
-                yield from response.body(run.app_iter)
-        except Exception as exc:
-            run.error, run.skip, run.handed_over = exc, 1, False  # skip this frame
-        finally:
-            if not run.handed_over:
-                close_iterable(run.app_iter)
-
-    def _after_error(
-        self,
-        run: AppRun,
-        environ: WSGIEnvironment,
-        response: HeldResponse,
-        contexts: Contexts,
-        window: Window,
-        client: str,
-    ) -> t.Iterator[bytes]:
-        """What follows an error: an external debugger if the window asks
-        for one, then the debugger page; or, once the window closed, the
-        response as without ipdebug; or, once the body started, an abort.
-        """
-        error = t.cast(BaseException, run.error)
-        # Read afresh: the offer holds the request up to attach_wait.
-        if window.attach == "pdb" and self.still_current(window, fresh=True):
-            self.offer_pdb(error, client, window)
-        if not response.sent and not self.still_current(window):
-            # The window closed (or changed) while the request ran: nothing
-            # more is shown; the request ends as without ipdebug.
-            if run.handed_over:
-                try:
-                    yield from response.body(t.cast("t.Iterable[bytes]", run.app_iter))
-                finally:
-                    close_iterable(run.app_iter)
-                return
-            raise error
-        if run.handed_over:
-            close_iterable(run.app_iter)
-        if response.sent:
-            # The status and part of the body are on the wire: make the server
-            # abort the connection rather than end a truncated body cleanly.
-            self.audit(
-                "debugger.stream_error", client, path=environ.get("PATH_INFO", "")
-            )
-            exc_info: OptExcInfo = (type(error), error, error.__traceback__)  # type: ignore[assignment]
-            logger.error(
-                "error after the response started streaming", exc_info=exc_info
-            )
-            response.abort(exc_info)
-            raise error
-        yield self._page(error, run.skip, contexts, environ, response, window, client)
-
-    def _page(
-        self,
-        error: BaseException,
-        skip: int,
-        contexts: Contexts,
-        environ: WSGIEnvironment,
-        response: HeldResponse,
-        window: Window,
-        client: str,
-    ) -> bytes:
-        """Start the debugger page's response (or its JSON's); its body."""
-        as_json = self.wants_json(environ)
-        try:
-            body = self.render(
-                error, skip, contexts, environ, window, client, as_json=as_json
-            )
-        except Exception:
-            logger.exception("ipdebug could not render the debugger page")
-            raise error from None
-        response.replace(
-            "500 INTERNAL SERVER ERROR",
-            [
-                (
-                    "Content-Type",
-                    "application/json" if as_json else "text/html; charset=utf-8",
-                ),
-                ("Content-Length", str(len(body))),
-                _NO_STORE,
-                (INSTANCE_HEADER, self.settings.instance),
-                ("Set-Cookie", self.route_cookie(environ)),
-            ],
-        )
-        return body
-
-    def still_current(self, window: Window, *, fresh: bool = False) -> bool:
-        """Whether ``window`` is still the open one (``fresh``: read from
-        the store now); in doubt, it is not.
-        """
-        try:
-            return self.gate.window(fresh=fresh) == window
-        except Exception:
-            logger.exception("ipdebug could not check the window: treated as closed")
-            return False
-
-    def offer_pdb(self, error: BaseException, client: str, window: Window) -> None:
-        """``--attach pdb``: wait (bounded) for ``ipdebug attach``."""
-        try:
-            post_mortem(
-                error,
-                directory=self.settings.attach_dir,
-                wait=self.settings.attach_wait,
-                audit=self.audit,
-                client=client,
-                still_open=lambda: self.still_current(window, fresh=True),
-            )
-        except Exception:
-            logger.exception("ipdebug could not offer a pdb session")
-
-    def render(
-        self,
-        error: BaseException,
-        skip: int,
-        contexts: Contexts,
-        environ: WSGIEnvironment,
-        window: Window,
-        client: str,
-        *,
-        as_json: bool = False,
-        capture: str | None = None,
-    ) -> bytes:
-        """The debugger page for ``error`` (or its JSON, ``as_json``); keeps
-        its frames for the console.
-
-        :param capture: the id of the captured error of another client
-            being shown (see :mod:`ipdebug.capture`), or ``None`` for the
-            gated-in request's own error.
-        """
-        tb = self.engine.traceback(error, skip=skip, names=environ.get(NAMES_KEY))
-        session = self.sessions.get(window)
-        ref = self.sessions.keep(session, tb.frames, contexts, page=tb)
-        unlocked = self.pins.trusted(environ, window)
-        document = (
-            tb.json(self.page_url(environ, ref), show_locals=unlocked)
-            if as_json
-            else None
-        )
-        html = document or self.with_banner(
-            tb.page(
-                evalex=self.settings.evalex,
-                secret=session.secret,
-                evalex_trusted=unlocked,
-            ),
-            window,
-            session.secret,
-            unlocked=unlocked,
-        )
-        self.audit(
-            "debugger.page",
-            client,
-            path=environ.get("PATH_INFO", ""),
-            exception=type(error).__name__,
-            forwarded="HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ,
-            **({"json": True} if document else {}),
-            **({"capture": capture} if capture else {}),
-        )
-        if skip and capture is None:
-            # Like Werkzeug (and like the server without ipdebug), put the
-            # traceback in the server's error log.
-            environ["wsgi.errors"].write(tb.text())
-        return html.encode("utf-8")
-
-    def wants_json(self, environ: WSGIEnvironment) -> bool:
-        """Whether the client prefers JSON to HTML and the engine has it."""
-        accept = environ.get("HTTP_ACCEPT")
-        if not accept or not self.engine.json_api:
-            return False
-        best = parse_accept_header(accept, MIMEAccept).best_match(
-            ["text/html", "application/json"]
-        )
-        return best == "application/json"
-
-    @staticmethod
-    def page_url(environ: WSGIEnvironment, ref: str) -> str:
-        """Where the HTML page of a held traceback is (gated like the rest
-        of the debugger): the failing path with ``cmd=page``.
-        """
-        path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
-        return f"{path or '/'}?__debugger__=yes&cmd=page&tb={quote(ref)}"

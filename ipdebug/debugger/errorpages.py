@@ -205,7 +205,7 @@ class ErrorPages:
             "body{font:14px/1.4 sans-serif;margin:16px}"
             "table{border-collapse:collapse}td,th{border:1px solid #ccc;"
             "padding:3px 6px;text-align:left;vertical-align:top}</style></head>"
-            f"<body>{self.debugger.capture_banner(window, len(entries))}"
+            f"<body>{self.debugger.pages.capture_banner(window, len(entries))}"
             f"<h1>Captured errors ({len(entries)})</h1>{note}"
             + (f'<ul class="unanswered">{missing}</ul>' if missing else "")
             + "<table><thead><tr><th>time (UTC)</th><th>instance</th><th>pid</th>"
@@ -253,7 +253,7 @@ class ErrorPages:
                 client,
             )
         self.audit("error.viewed", client, id=capture.id)
-        body = self.debugger.render(
+        body = self.debugger.pages.render(
             capture.error,
             capture.skip_frames(),
             CaptureContexts(capture),
@@ -263,7 +263,9 @@ class ErrorPages:
             capture=capture.id,
         )
         response = Response(body, mimetype="text/html")
-        response.headers.add("Set-Cookie", self.debugger.route_cookie(request.environ))
+        response.headers.add(
+            "Set-Cookie", self.debugger.pages.route_cookie(request.environ)
+        )
         return response
 
     def _refuse(self, status: int, message: str, client: str) -> Response:
