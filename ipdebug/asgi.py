@@ -332,7 +332,7 @@ def _route(debugger: Debugger, environ: dict[str, t.Any]) -> str | None:
     """``"command"``, ``"console"`` or ``None`` (the app's own request), as
     the WSGI dispatcher (``Debugger.__call__``) routes it.
     """
-    if not debugger._for_debugger(environ):
+    if not debugger.for_debugger(environ):
         return None
     request = Request(environ)
     try:

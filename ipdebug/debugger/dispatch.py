@@ -234,7 +234,7 @@ class Debugger:
         try:
             if window.attach == "debugpy":
                 self.debugpy.ensure(self.audit, client)
-            if not self._for_debugger(environ):
+            if not self.for_debugger(environ):
                 return self.pages.run_app(environ, start_response, window, client)
             request = Request(environ)
             try:
@@ -276,7 +276,7 @@ class Debugger:
             )
         return cross
 
-    def _for_debugger(self, environ: WSGIEnvironment) -> bool:
+    def for_debugger(self, environ: WSGIEnvironment) -> bool:
         """Whether the request may be for the debugger, without parsing it:
         most gated-in requests are the app's own. A percent sign may hide an
         encoded ``__debugger__``, so such queries are parsed like the rest.
