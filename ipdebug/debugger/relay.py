@@ -378,7 +378,8 @@ def _ask(directory: str, pid: int, data: bytes, timeout: float) -> Answer:
         raise RelayError(pid, f"did not answer within {timeout:g} s") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         # A closed connection, an oversized frame, or not the relay's JSON.
-        raise RelayError(pid, f"answered wrongly ({type(exc).__name__})") from exc
+        problem = f"answered wrongly ({type(exc).__name__}: {exc})"
+        raise RelayError(pid, problem) from exc
 
 
 def _send_answer(conn: socket.socket, answer: Answer) -> None:
