@@ -57,7 +57,7 @@ from .asgiscope import GateEnviron, HeldSend, full_environ, remote_addr
 from .audit import logger
 from .debugger import INSTANCE_HEADER
 from .engines import MAX_BODY
-from .stash import EXCEPTION_KEY, GATED_KEY
+from .stash import CAPTURE_KEY, EXCEPTION_KEY, GATED_KEY
 
 if t.TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -100,6 +100,8 @@ class IPDebugASGIMiddleware:
     __slots__ = (
         "__weakref__",
         "_admit",
+        "_hand_over",
+        "_handed",
         "_pending",
         "_pool",
         "_pool_pid",
@@ -126,6 +128,11 @@ class IPDebugASGIMiddleware:
             from .quart import connect_signal
 
             connect_signal()
+        #: Whether a framework's signal receiver may hand errors over (Quart
+        #: or Django is loaded): only then do requests carry the hook.
+        self._hand_over = "quart" in sys.modules or "django" in sys.modules
+        # Bound once: put in the scope of every request not gated in.
+        self._handed = self._capture_handed
 
     @property
     def debugger(self) -> Debugger:
@@ -161,7 +168,12 @@ class IPDebugASGIMiddleware:
             # Not gated in, and the window captures (or may: another thread
             # is reading the flag, and capture() asks again): record an
             # unhandled error (Starlette's ServerErrorMiddleware re-raises
-            # after its 500), then re-raise the very same exception.
+            # after its 500; Quart's and Django's signal receivers hand over
+            # the errors they turn into their own 500, through the hook in a
+            # copy of the scope, as the WSGI side does in the environ), then
+            # re-raise the very same exception.
+            if self._hand_over:
+                scope = {**scope, CAPTURE_KEY: self._handed}
             try:
                 return await self.app(scope, receive, send)
             except Exception as exc:
@@ -177,6 +189,28 @@ class IPDebugASGIMiddleware:
             environ = gate.loaded()
             full_environ(scope, environ)
             self.core.capture(error, environ, skip=1)
+        except Exception:
+            self.core._log_once(
+                logging.ERROR, "ipdebug could not capture an error", exc_info=True
+            )
+
+    def _capture_handed(
+        self,
+        error: BaseException,
+        scope: Scope,
+        *,
+        contexts: t.Sequence[object] = (),
+    ) -> None:
+        """The capture hook for Quart's and Django's signal receivers (see
+        :func:`~ipdebug.stash.stash_exception`), given the request's scope.
+        Never raises.
+        """
+        try:
+            gate = GateEnviron(REMOTE_ADDR=remote_addr(scope.get("client")))
+            gate._headers = scope.get("headers") or ()
+            environ = gate.loaded()
+            full_environ(scope, environ)
+            self.core.capture(error, environ, contexts=contexts)
         except Exception:
             self.core._log_once(
                 logging.ERROR, "ipdebug could not capture an error", exc_info=True
