@@ -176,6 +176,44 @@ def server_500(app: WSGIApp) -> WSGIApp:
     return serve_500
 
 
+def capture_costs(requests: int) -> tuple[float, float]:
+    """(µs a captured error adds to its failing request, µs it costs the
+    process in all), failures back to back in both.
+
+    The first: each failing request timed alone, with and without a
+    capturing window in alternation; the difference of the medians. The
+    background writer takes the GIL now and then (every 20 ms while
+    captures come) to write a batch of audit records: that lands in a few
+    requests only, which the median leaves out. The second: the mean per
+    request over whole rounds (best of several), which counts the writer's
+    work too (an ``audit.log`` line and a log record per capture).
+    """
+    state = tempfile.mkdtemp(prefix="ipdebug-bench-capture-")
+    plain = _middleware(state, [OPERATOR], window=True, app=failing)
+    capturing = _middleware(state, [OPERATOR], window=True, capture=True, app=failing)
+    apps = [server_500(plain), server_500(capturing)]
+    env = dict(BASE_ENVIRON)
+    for _ in range(100):
+        serve(apps[0], env)
+        serve(apps[1], env)
+    alone: tuple[list[int], list[int]] = ([], [])
+    clock = time.perf_counter_ns
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(requests):
+            for which in (0, 1) if i % 2 else (1, 0):
+                start = clock()
+                serve(apps[which], env)
+                alone[which].append(clock() - start)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    added = (statistics.median(alone[1]) - statistics.median(alone[0])) / 1000
+    back = [per_request_ns(app, [env], max(requests, 2_000), 5) for app in apps]
+    return added, (back[1] - back[0]) / 1000
+
+
 def run(*, quick: bool = False) -> dict[str, list[Figure]]:
     """All in-process figures, grouped by table."""
     number = 2_000 if quick else 100_000

@@ -227,6 +227,8 @@ class IPDebugMiddleware:
         )
         # Bound once: put in the environ of every request not gated in.
         self._capture_hook = self.capture
+        #: ``REMOTE_ADDR`` -> the client address a capture records.
+        self._clients: dict[str, str] = {}
         self.debugger.captured = self.captures.__len__
         self.debugger.errors_path = errors_path
         #: The switch's ``closed_until``, copied here by the switch, so the
@@ -336,16 +338,29 @@ class IPDebugMiddleware:
 
     def _client_of(self, environ: WSGIEnvironment) -> str:
         """The resolved client address of a failing request, or its raw
-        ``REMOTE_ADDR`` when it does not resolve. Not cached: a cache keyed
-        by the forwarding headers would let any failing client fill memory
-        with them (the gate reads them only from trusted proxies, bounded);
-        resolving reads at most :data:`~ipdebug.address.MAX_FORWARDED_LENGTH`
-        characters from the right.
+        ``REMOTE_ADDR`` when it does not resolve. Kept per ``REMOTE_ADDR``
+        (bounded) only when the answer depends on nothing else: the peer is
+        not a trusted proxy. Requests from a trusted proxy are resolved each
+        time: a cache keyed by the forwarding headers would let any failing
+        client fill memory with them (the gate reads them only from trusted
+        proxies, bounded); resolving reads at most
+        :data:`~ipdebug.address.MAX_FORWARDED_LENGTH` characters from the
+        right.
         """
-        address = resolve_client(environ, self.settings.trusted_proxies)
-        if address is not None:
-            return str(address)
-        return _text(str(environ.get("REMOTE_ADDR")))[:100]
+        remote = environ.get("REMOTE_ADDR")
+        known = self._clients.get(remote) if type(remote) is str else None
+        if known is not None:
+            return known
+        proxies = self.settings.trusted_proxies
+        address = resolve_client(environ, proxies)
+        text = str(address) if address is not None else _text(str(remote))[:100]
+        if type(remote) is str and len(remote) <= 128:
+            peer = parse_address(remote)
+            if not proxies or peer is None or peer not in proxies:
+                if len(self._clients) >= _CLIENTS:
+                    self._clients.clear()
+                self._clients[remote] = text
+        return text
 
     def _captured(self, capture: Summary) -> None:
         """After a capture, on a background thread: audit it, and add it to
@@ -531,6 +546,9 @@ class IPDebugMiddleware:
 
 
 _monotonic = time.monotonic
+
+#: Peers whose capture address :meth:`IPDebugMiddleware._client_of` keeps.
+_CLIENTS = 1024
 
 #: Distinct peers :meth:`IPDebugMiddleware._note_unforwarded` looks at per
 #: window before it stops looking.

@@ -1,0 +1,136 @@
+"""The hot-path targets, measured several times: this machine's in-process
+figures move by up to 2 x between runs, so each target is a ratio taken side
+by side in one run, and the report is the median (and spread) of the runs.
+
+    .venv/bin/python -m bench.hotpath [--runs 9] [--quick]
+
+- WSGI flag off: ipdebug against a no-op class middleware (issue 12: ≤ 1.10 x).
+- ASGI flag off, and window open with a denied client, against a do-nothing
+  ASGI middleware class (issue 15: ≤ 1.10 x and ≤ 2 x).
+- A captured error (issue 12: adds ≤ 20 µs to its failing request): what it
+  adds to the failing request itself (median of requests timed one by
+  one), and its whole cost to the process (mean over whole rounds, the
+  background audit write included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import typing as t
+
+import ipdebug
+from ipdebug.asgi import IPDebugASGIMiddleware
+
+from . import asgi, inprocess
+from .apps import NoopMiddleware, hello
+
+WSGIApp = t.Callable[..., t.Any]
+
+
+def wsgi_flag_off(number: int, rounds: int) -> float:
+    """ipdebug (flag off) ÷ the no-op class middleware, best of ``rounds``
+    each, the two timed in alternation.
+    """
+    state = tempfile.mkdtemp(prefix="ipdebug-bench-hot-")
+    off = inprocess._middleware(state, [inprocess.OPERATOR], window=False)
+    noop = NoopMiddleware(hello)
+    env = [dict(inprocess.BASE_ENVIRON)]
+    best = {"noop": float("inf"), "off": float("inf")}
+    for r in range(rounds):
+        pair: list[tuple[str, WSGIApp]] = [("noop", noop), ("off", off)]
+        for name, app in pair if r % 2 else reversed(pair):
+            best[name] = min(best[name], inprocess.per_request_ns(app, env, number, 1))
+    return best["off"] / best["noop"]
+
+
+def asgi_ratios(number: int, rounds: int) -> tuple[float, float]:
+    """(flag off, window open and denied) ÷ the do-nothing ASGI middleware."""
+    figures = {f.name: f.ns for f in _asgi_figures(number, rounds)}
+    base = figures["do-nothing ASGI middleware class"]
+    return (
+        figures["ipdebug ASGI, flag off"] / base,
+        figures["ipdebug ASGI, window open, client denied"] / base,
+    )
+
+
+def _asgi_figures(number: int, rounds: int) -> list[asgi.Figure]:
+    state = tempfile.mkdtemp(prefix="ipdebug-bench-hot-asgi-")
+    off = IPDebugASGIMiddleware(
+        asgi.hello,
+        flag=os.path.join(state, "off", "flag.json"),
+        allow=[asgi.OPERATOR],
+        environ={},
+    )
+    flag = os.path.join(state, "open", "flag.json")
+    opened = IPDebugASGIMiddleware(
+        asgi.hello, flag=flag, allow=[asgi.OPERATOR], environ={}
+    )
+    ipdebug.enable("1h", allow=[asgi.OPERATOR], flag=flag, environ={})
+    opened.core.switch.poll_now()
+    names = [
+        "do-nothing ASGI middleware class",
+        "ipdebug ASGI, flag off",
+        "ipdebug ASGI, window open, client denied",
+    ]
+    apps = [asgi.NoopASGIMiddleware(asgi.hello), off, opened]
+    ns = asgi.per_request_ns(apps, asgi.DENIED, number, rounds)
+    return [asgi.Figure(n, v) for n, v in zip(names, ns, strict=True)]
+
+
+def _spread(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    low, mid, high = statistics.quantiles(values, n=4, method="inclusive")
+    return f"median {mid:.3f} (quartiles {low:.3f} to {high:.3f}; runs: " + (
+        ", ".join(f"{v:.3f}" for v in values) + ")"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--quick", action="store_true", help="tiny counts")
+    parser.add_argument(
+        "--only", choices=["wsgi", "asgi", "capture"], action="append", default=None
+    )
+    args = parser.parse_args(argv)
+    logging.getLogger("ipdebug").addHandler(logging.NullHandler())
+    logging.getLogger("ipdebug").propagate = False
+    only = set(args.only or ["wsgi", "asgi", "capture"])
+    number, rounds, requests = (2_000, 2, 200) if args.quick else (50_000, 6, 2_000)
+    load = os.getloadavg()
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    results: dict[str, list[float]] = {}
+    for run in range(args.runs):
+        if "wsgi" in only:
+            results.setdefault("wsgi flag off ÷ no-op class", []).append(
+                wsgi_flag_off(number, rounds)
+            )
+        if "asgi" in only:
+            off, denied = asgi_ratios(number // 25, rounds * 10)
+            results.setdefault("asgi flag off ÷ do-nothing", []).append(off)
+            results.setdefault("asgi denied ÷ do-nothing", []).append(denied)
+        if "capture" in only:
+            added, total = inprocess.capture_costs(requests)
+            results.setdefault("capture µs added to its request", []).append(added)
+            results.setdefault("capture µs in all (back to back)", []).append(total)
+        print(
+            f"run {run + 1}: "
+            + ", ".join(f"{k} {v[-1]:.3f}" for k, v in results.items()),
+            file=sys.stderr,
+            flush=True,
+        )
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    for name, values in results.items():
+        print(f"{name}: {_spread(values)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
