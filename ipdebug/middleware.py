@@ -548,7 +548,7 @@ class IPDebugMiddleware:
 _monotonic = time.monotonic
 
 #: Peers whose capture address :meth:`IPDebugMiddleware._client_of` keeps.
-_CLIENTS = 1024
+_CLIENTS = 256
 
 #: Distinct peers :meth:`IPDebugMiddleware._note_unforwarded` looks at per
 #: window before it stops looking.
