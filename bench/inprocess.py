@@ -295,12 +295,22 @@ def run(*, quick: bool = False) -> dict[str, list[Figure]]:
             measure(failing_captured),
         ),
     ]
+    added, total = capture_costs(200 if quick else 5_000)
+    capture += [
+        Figure(ADDED, added * 1000),
+        Figure(TOTAL, total * 1000),
+    ]
     return {
         "main": main,
         "sizes": sizes,
         "hostile": hostile(state, number, rounds),
         "capture": capture,
     }
+
+
+#: Rows of the capture table from :func:`capture_costs` (ns).
+ADDED = "a captured error: what it adds to its failing request"
+TOTAL = "a captured error: its whole cost, background audit write included"
 
 
 #: (row name, peer, environ key, header length, hostile character).

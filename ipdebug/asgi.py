@@ -146,9 +146,17 @@ class IPDebugASGIMiddleware:
         return self.core.debugger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        core = self.core
+        # The hot path: no window open, and no flag check due before the
+        # ticker's next tick (see ipdebug.ticker): one attribute read.
+        if core.quiet:
+            return await self.app(scope, receive, send)
         mono = _monotonic()
-        # The hot path: no window open and no flag check due, or not HTTP.
-        if self.core.closed_until > mono or scope.get("type") != "http":
+        # No window open and no flag check due, or not HTTP.
+        if core.closed_until > mono:
+            core._quieten(mono)
+            return await self.app(scope, receive, send)
+        if scope.get("type") != "http":
             return await self.app(scope, receive, send)
         window = client = None
         try:

@@ -52,6 +52,8 @@ from .gate import WindowGate, make_window_gate
 from .relay import BODY_KEY, FORWARDED_KEYS, MESSAGE_KEY, Answer, Relay
 from .stash import CAPTURE_KEY, GATED_KEY
 from .switch import Switch
+from .ticker import Ticker
+from .ticker import register as register_ticked
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -234,15 +236,21 @@ class IPDebugMiddleware:
         #: The switch's ``closed_until``, copied here by the switch, so the
         #: hot path reads one attribute (not ``self.switch.closed_until``).
         self.closed_until = float("-inf")
+        #: Set while no flag check is due before the ticker's next tick,
+        #: which clears it: the hot path reads only this.
+        self.quiet = False
+        # A store may ask to be read more often (Redis: its cache).
+        poll_interval = getattr(self.store, "poll_interval", 1.0)
         self.switch = Switch(
             self.store,
             max_window=self.settings.max_window,
             on_change=self._window_changed,
             monotonic=_monotonic,
-            # A store may ask to be read more often (Redis: its cache).
-            poll_interval=getattr(self.store, "poll_interval", 1.0),
+            poll_interval=poll_interval,
             publish=self._publish_closed_until,
         )
+        self._ticker = Ticker(self, poll_interval)
+        register_ticked(self)
         self._gate: WindowGate | None = None
         #: Peers of denied requests without a forwarding header looked at in
         #: this window, while ``trusted_proxies`` is set; ``None`` when done.
@@ -256,9 +264,14 @@ class IPDebugMiddleware:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
+        # The hot path: no window open, and no flag check due before the
+        # ticker's next tick (see ipdebug.ticker): one attribute read.
+        if self.quiet:
+            return self.app(environ, start_response)
         mono = _monotonic()
-        # The hot path: no window open and no flag check due.
+        # No window open and no flag check due.
         if self.closed_until > mono:
+            self._quieten(mono)
             return self.app(environ, start_response)
         window = None
         try:
@@ -297,6 +310,27 @@ class IPDebugMiddleware:
 
     def _publish_closed_until(self, value: float) -> None:
         self.closed_until = value
+        self.quiet = False  # earned again by a request that reads the clock
+
+    def _quieten(self, mono: float) -> None:
+        """Let requests skip the clock until the ticker's next tick, when
+        no flag check is due before it (see :mod:`ipdebug.ticker`).
+        """
+        try:
+            ticker = self._ticker
+            tick = ticker.next_tick()
+            if not mono < tick <= self.closed_until - ticker.slack:
+                # No thread ticks (or it is late), or a check comes first.
+                return
+            self.quiet = True
+            # A tick or a new closed_until in between: undo (they clear it
+            # after changing what was read; this reads after setting it).
+            if self._ticker.next != tick or self.closed_until < tick:
+                self.quiet = False
+        except Exception:
+            # Fail closed and keep reading the clock.
+            self.quiet = False
+            self._log_once(logging.ERROR, "ipdebug's ticker failed", exc_info=True)
 
     def capture(
         self,
