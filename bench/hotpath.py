@@ -27,25 +27,8 @@ import ipdebug
 from ipdebug.asgi import IPDebugASGIMiddleware
 
 from . import asgi, inprocess
-from .apps import NoopMiddleware, hello
 
 WSGIApp = t.Callable[..., t.Any]
-
-
-def wsgi_flag_off(number: int, rounds: int) -> float:
-    """ipdebug (flag off) ÷ the no-op class middleware, best of ``rounds``
-    each, the two timed in alternation.
-    """
-    state = tempfile.mkdtemp(prefix="ipdebug-bench-hot-")
-    off = inprocess._middleware(state, [inprocess.OPERATOR], window=False)
-    noop = NoopMiddleware(hello)
-    env = [dict(inprocess.BASE_ENVIRON)]
-    best = {"noop": float("inf"), "off": float("inf")}
-    for r in range(rounds):
-        pair: list[tuple[str, WSGIApp]] = [("noop", noop), ("off", off)]
-        for name, app in pair if r % 2 else reversed(pair):
-            best[name] = min(best[name], inprocess.per_request_ns(app, env, number, 1))
-    return best["off"] / best["noop"]
 
 
 def asgi_ratios(number: int, rounds: int) -> tuple[float, float]:
@@ -110,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if "wsgi" in only:
             # Many short rounds: the best of many is the least disturbed.
             results.setdefault("wsgi flag off ÷ no-op class", []).append(
-                wsgi_flag_off(number // 5, rounds * 5)
+                inprocess.flag_off_ratio(number // 5, rounds * 5)
             )
         if "asgi" in only:
             off, denied = asgi_ratios(number // 25, rounds * 10)

@@ -176,6 +176,22 @@ def server_500(app: WSGIApp) -> WSGIApp:
     return serve_500
 
 
+def flag_off_ratio(number: int, rounds: int) -> float:
+    """ipdebug (flag off) ÷ the no-op class middleware, best of ``rounds``
+    each, the two timed in alternation.
+    """
+    state = tempfile.mkdtemp(prefix="ipdebug-bench-off-")
+    off = _middleware(state, [OPERATOR], window=False)
+    noop = NoopMiddleware(hello)
+    env = [dict(BASE_ENVIRON)]
+    best = {"noop": float("inf"), "off": float("inf")}
+    for r in range(rounds):
+        pair: list[tuple[str, WSGIApp]] = [("noop", noop), ("off", off)]
+        for name, app in pair if r % 2 else reversed(pair):
+            best[name] = min(best[name], per_request_ns(app, env, number, 1))
+    return best["off"] / best["noop"]
+
+
 def capture_costs(requests: int) -> tuple[float, float]:
     """(µs a captured error adds to its failing request, µs it costs the
     process in all), failures back to back in both.
@@ -295,6 +311,11 @@ def run(*, quick: bool = False) -> dict[str, list[Figure]]:
             measure(failing_captured),
         ),
     ]
+    # The target's ratio, the two timed in alternation over many short
+    # rounds (the table above measures each case in turn), median of three.
+    ratio = statistics.median(
+        flag_off_ratio(2_000 if quick else 10_000, 4 if quick else 30) for _ in range(3)
+    )
     added, total = capture_costs(200 if quick else 5_000)
     capture += [
         Figure(ADDED, added * 1000),
@@ -305,9 +326,13 @@ def run(*, quick: bool = False) -> dict[str, list[Figure]]:
         "sizes": sizes,
         "hostile": hostile(state, number, rounds),
         "capture": capture,
+        "ratios": [Figure(FLAG_OFF_RATIO, ratio)],
     }
 
 
+#: Not a table row (``run()["ratios"]``): flag off ÷ the no-op class
+#: middleware, the two timed in alternation.
+FLAG_OFF_RATIO = "flag off ÷ no-op class middleware, interleaved"
 #: Rows of the capture table from :func:`capture_costs` (ns).
 ADDED = "a captured error: what it adds to its failing request"
 TOTAL = "a captured error: its whole cost, background audit write included"

@@ -325,7 +325,7 @@ class IPDebugMiddleware:
             self.quiet = True
             # A tick or a new closed_until in between: undo (they clear it
             # after changing what was read; this reads after setting it).
-            if self._ticker.next != tick or self.closed_until < tick:
+            if ticker.next != tick or self.closed_until - ticker.slack < tick:
                 self.quiet = False
         except Exception:
             # Fail closed and keep reading the clock.
