@@ -74,6 +74,72 @@ def _spread(values: list[float]) -> str:
     )
 
 
+def measure(
+    runs: int, *, quick: bool = False, only: set[str] | None = None
+) -> dict[str, list[float]]:
+    """Each figure once per run: ``{name: [value of each run]}``."""
+    only = only or {"wsgi", "asgi", "capture"}
+    number, rounds, requests = (2_000, 2, 200) if quick else (50_000, 6, 2_000)
+    results: dict[str, list[float]] = {}
+    for run in range(runs):
+        if "wsgi" in only:
+            # Many short rounds: the best of many is the least disturbed.
+            results.setdefault(WSGI_OFF, []).append(
+                inprocess.flag_off_ratio(number // 5, rounds * 5)
+            )
+        if "asgi" in only:
+            off, denied = asgi_ratios(number // 25, rounds * 10)
+            results.setdefault(ASGI_OFF, []).append(off)
+            results.setdefault(ASGI_DENIED, []).append(denied)
+        if "capture" in only:
+            added, total = inprocess.capture_costs(requests)
+            results.setdefault(CAPTURE_ADDED, []).append(added)
+            results.setdefault(CAPTURE_TOTAL, []).append(total)
+        print(
+            f"run {run + 1}: "
+            + ", ".join(f"{k} {v[-1]:.3f}" for k, v in results.items()),
+            file=sys.stderr,
+            flush=True,
+        )
+    return results
+
+
+WSGI_OFF = "wsgi flag off ÷ no-op class"
+ASGI_OFF = "asgi flag off ÷ do-nothing"
+ASGI_DENIED = "asgi denied ÷ do-nothing"
+CAPTURE_ADDED = "capture µs added to its request"
+CAPTURE_TOTAL = "capture µs in all (back to back)"
+
+
+def section(results: dict[str, list[float]], loads: tuple[str, str]) -> str:
+    """The BENCHMARKS.md section."""
+    lines = [
+        "## Hot-path targets, several runs (`python -m bench.hotpath`)",
+        "",
+        "Each run measures every figure side by side (ipdebug and its",
+        "baseline timed in alternation); the table gives the median and the",
+        "quartiles over the runs. Load average (1, 5, 15 min) before:",
+        f"{loads[0]}; after: {loads[1]}.",
+        "",
+        "| figure | median | quartiles | runs |",
+        "|---|---:|---|---:|",
+    ]
+    for name, values in results.items():
+        low, mid, high = (
+            statistics.quantiles(values, n=4, method="inclusive")
+            if len(values) > 1
+            else values * 3
+        )
+        lines.append(
+            f"| {name} | {mid:.3f} | {low:.3f} to {high:.3f} | {len(values)} |"
+        )
+    return "\n".join(lines)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
@@ -84,33 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("ipdebug").addHandler(logging.NullHandler())
     logging.getLogger("ipdebug").propagate = False
-    only = set(args.only or ["wsgi", "asgi", "capture"])
-    number, rounds, requests = (2_000, 2, 200) if args.quick else (50_000, 6, 2_000)
-    load = os.getloadavg()
-    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    results: dict[str, list[float]] = {}
-    for run in range(args.runs):
-        if "wsgi" in only:
-            # Many short rounds: the best of many is the least disturbed.
-            results.setdefault("wsgi flag off ÷ no-op class", []).append(
-                inprocess.flag_off_ratio(number // 5, rounds * 5)
-            )
-        if "asgi" in only:
-            off, denied = asgi_ratios(number // 25, rounds * 10)
-            results.setdefault("asgi flag off ÷ do-nothing", []).append(off)
-            results.setdefault("asgi denied ÷ do-nothing", []).append(denied)
-        if "capture" in only:
-            added, total = inprocess.capture_costs(requests)
-            results.setdefault("capture µs added to its request", []).append(added)
-            results.setdefault("capture µs in all (back to back)", []).append(total)
-        print(
-            f"run {run + 1}: "
-            + ", ".join(f"{k} {v[-1]:.3f}" for k, v in results.items()),
-            file=sys.stderr,
-            flush=True,
-        )
-    load = os.getloadavg()
-    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"load average before: {load_average()}")
+    results = measure(
+        args.runs, quick=args.quick, only=set(args.only) if args.only else None
+    )
+    print(f"load average after: {load_average()}")
     for name, values in results.items():
         print(f"{name}: {_spread(values)}")
     return 0

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import asgi, inprocess, render, server
+from . import asgi, hotpath, inprocess, render, server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(_capture_memory_section(captured))
         checks += _server_checks(tput, memory, enables, disables)
         checks += _capture_memory_checks(captured)
+    print("hot-path targets, several runs ...", file=sys.stderr, flush=True)
+    before = hotpath.load_average()
+    runs = hotpath.measure(1 if args.quick else 7, quick=args.quick)
+    sections.append(hotpath.section(runs, (before, hotpath.load_average())))
     print("ASGI ...", file=sys.stderr, flush=True)
     asgi_section, asgi_checks = asgi.run(quick=args.quick, server=not args.no_server)
     sections.append(asgi_section)
