@@ -22,7 +22,11 @@ No thread, no skipping: under a uWSGI without Python threads, or when a
 thread cannot start, requests read the clock as before. The thread is
 started lazily in the process that serves (after a fork), and a forked
 child clears ``quiet`` (:func:`os.register_at_fork`) before its first
-request.
+request. A process forked from C, without Python's fork hooks, *after* it
+served requests would keep its parent's ``quiet`` and not notice windows:
+the servers ipdebug supports do not do that (gunicorn forks with
+:func:`os.fork`; uWSGI forks its workers from a master that serves no
+request).
 """
 
 from __future__ import annotations
