@@ -429,6 +429,8 @@ def _report(
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), Werkzeug {werkzeug}, gunicorn {gunicorn_version}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "- load average at the end (1, 5, 15 min): "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "- reproduce: `./scripts/test -k nothing` (sets up .venv), then `.venv/bin/python -m bench.run`",
         "",
         "## Targets",
