@@ -176,6 +176,60 @@ def server_500(app: WSGIApp) -> WSGIApp:
     return serve_500
 
 
+def flag_off_ratio(number: int, rounds: int) -> float:
+    """ipdebug (flag off) ÷ the no-op class middleware, best of ``rounds``
+    each, the two timed in alternation.
+    """
+    state = tempfile.mkdtemp(prefix="ipdebug-bench-off-")
+    off = _middleware(state, [OPERATOR], window=False)
+    noop = NoopMiddleware(hello)
+    env = [dict(BASE_ENVIRON)]
+    best = {"noop": float("inf"), "off": float("inf")}
+    for r in range(rounds):
+        pair: list[tuple[str, WSGIApp]] = [("noop", noop), ("off", off)]
+        for name, app in pair if r % 2 else reversed(pair):
+            best[name] = min(best[name], per_request_ns(app, env, number, 1))
+    return best["off"] / best["noop"]
+
+
+def capture_costs(requests: int) -> tuple[float, float]:
+    """(µs a captured error adds to its failing request, µs it costs the
+    process in all), failures back to back in both.
+
+    The first: each failing request timed alone, with and without a
+    capturing window in alternation; the difference of the medians. The
+    background writer takes the GIL now and then (every 20 ms while
+    captures come) to write a batch of audit records: that lands in a few
+    requests only, which the median leaves out. The second: the mean per
+    request over whole rounds (best of several), which counts the writer's
+    work too (an ``audit.log`` line and a log record per capture).
+    """
+    state = tempfile.mkdtemp(prefix="ipdebug-bench-capture-")
+    plain = _middleware(state, [OPERATOR], window=True, app=failing)
+    capturing = _middleware(state, [OPERATOR], window=True, capture=True, app=failing)
+    apps = [server_500(plain), server_500(capturing)]
+    env = dict(BASE_ENVIRON)
+    for _ in range(100):
+        serve(apps[0], env)
+        serve(apps[1], env)
+    alone: tuple[list[int], list[int]] = ([], [])
+    clock = time.perf_counter_ns
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(requests):
+            for which in (0, 1) if i % 2 else (1, 0):
+                start = clock()
+                serve(apps[which], env)
+                alone[which].append(clock() - start)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    added = (statistics.median(alone[1]) - statistics.median(alone[0])) / 1000
+    back = [per_request_ns(app, [env], max(requests, 2_000), 5) for app in apps]
+    return added, (back[1] - back[0]) / 1000
+
+
 def run(*, quick: bool = False) -> dict[str, list[Figure]]:
     """All in-process figures, grouped by table."""
     number = 2_000 if quick else 100_000
@@ -257,12 +311,31 @@ def run(*, quick: bool = False) -> dict[str, list[Figure]]:
             measure(failing_captured),
         ),
     ]
+    # The target's ratio, the two timed in alternation over many short
+    # rounds (the table above measures each case in turn), median of three.
+    ratio = statistics.median(
+        flag_off_ratio(2_000 if quick else 10_000, 4 if quick else 30) for _ in range(3)
+    )
+    added, total = capture_costs(200 if quick else 5_000)
+    capture += [
+        Figure(ADDED, added * 1000),
+        Figure(TOTAL, total * 1000),
+    ]
     return {
         "main": main,
         "sizes": sizes,
         "hostile": hostile(state, number, rounds),
         "capture": capture,
+        "ratios": [Figure(FLAG_OFF_RATIO, ratio)],
     }
+
+
+#: Not a table row (``run()["ratios"]``): flag off ÷ the no-op class
+#: middleware, the two timed in alternation.
+FLAG_OFF_RATIO = "flag off ÷ no-op class middleware, interleaved"
+#: Rows of the capture table from :func:`capture_costs` (ns).
+ADDED = "a captured error: what it adds to its failing request"
+TOTAL = "a captured error: its whole cost, background audit write included"
 
 
 #: (row name, peer, environ key, header length, hostile character).

@@ -57,7 +57,7 @@ from .asgiscope import GateEnviron, HeldSend, full_environ, remote_addr
 from .audit import logger
 from .debugger.engines import MAX_BODY
 from .debugger.settings import INSTANCE_HEADER
-from .stash import EXCEPTION_KEY, GATED_KEY
+from .stash import CAPTURE_KEY, EXCEPTION_KEY, GATED_KEY
 
 if t.TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -76,6 +76,8 @@ if t.TYPE_CHECKING:
 
 #: Threads per process that run debugger work (commands, pages).
 MAX_THREADS = 4
+#: Peers whose denial is kept per window (see ``_remember_denied``).
+MAX_DENIED = 4096
 #: Debugger jobs running or queued at once; beyond that a request is served
 #: as if ipdebug were not there (fail closed), and a warning logged.
 MAX_PENDING = 16
@@ -100,6 +102,10 @@ class IPDebugASGIMiddleware:
     __slots__ = (
         "__weakref__",
         "_admit",
+        "_denied",
+        "_denied_in",
+        "_hand_over",
+        "_handed",
         "_pending",
         "_pool",
         "_pool_pid",
@@ -126,27 +132,49 @@ class IPDebugASGIMiddleware:
             from .quart import connect_signal
 
             connect_signal()
+        #: Whether a framework's signal receiver may hand errors over (Quart
+        #: or Django is loaded): only then do requests carry the hook.
+        self._hand_over = "quart" in sys.modules or "django" in sys.modules
+        # Bound once: put in the scope of every request not gated in.
+        self._handed = self._capture_handed
+        #: Peers the gate denied by their address alone, in ``_denied_in``.
+        self._denied: set[str | None] = set()
+        self._denied_in: Window | None = None
 
     @property
     def debugger(self) -> Debugger:
         return self.core.debugger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        mono = _monotonic()
-        # The hot path: no window open and no flag check due, or not HTTP.
-        if self.core.closed_until > mono or scope.get("type") != "http":
+        core = self.core
+        # The hot path: no window open, and no flag check due before the
+        # ticker's next tick (see ipdebug.ticker): one attribute read.
+        if core.quiet:
             return await self.app(scope, receive, send)
-        window = None
+        mono = _monotonic()
+        # No window open and no flag check due, or not HTTP.
+        if core.closed_until > mono:
+            core._quieten(mono)
+            return await self.app(scope, receive, send)
+        if scope.get("type") != "http":
+            return await self.app(scope, receive, send)
+        window = client = None
         try:
             peer = scope.get("client")
-            gate = GateEnviron(
-                REMOTE_ADDR=peer[0]
+            addr = (
+                peer[0]
                 if type(peer) is tuple and peer and type(peer[0]) is str
                 else remote_addr(peer)
             )
-            gate._headers = scope.get("headers") or ()
             window = self._switch.current(mono)
-            client = None if window is None else self._admit(gate, window)
+            if window is not None and (
+                window is not self._denied_in or addr not in self._denied
+            ):
+                gate = GateEnviron(REMOTE_ADDR=addr)
+                gate._headers = scope.get("headers") or ()
+                client = self._admit(gate, window)
+                if client is None and gate._headers is not None:
+                    self._remember_denied(window, addr)
         except Exception:
             # Fail closed: a bug in ipdebug serves the request as without it.
             self.core._log_once(
@@ -161,22 +189,56 @@ class IPDebugASGIMiddleware:
             # Not gated in, and the window captures (or may: another thread
             # is reading the flag, and capture() asks again): record an
             # unhandled error (Starlette's ServerErrorMiddleware re-raises
-            # after its 500), then re-raise the very same exception.
+            # after its 500; Quart's and Django's signal receivers hand over
+            # the errors they turn into their own 500, through the hook in a
+            # copy of the scope, as the WSGI side does in the environ), then
+            # re-raise the very same exception.
+            if self._hand_over:
+                scope = {**scope, CAPTURE_KEY: self._handed}
             try:
                 return await self.app(scope, receive, send)
             except Exception as exc:
-                self._capture(exc, scope, gate)
+                self._capture_handed(exc, scope, skip=1)
                 raise
         await self._gated(scope, receive, send, gate.loaded(), window, client)
 
-    def _capture(self, error: BaseException, scope: Scope, gate: GateEnviron) -> None:
+    def _remember_denied(self, window: Window, addr: str | None) -> None:
+        """Keep the gate's denial of ``addr`` for the rest of ``window``.
+
+        Only for a denial the gate made from the peer address alone (it read
+        no header: :class:`GateEnviron` loads them on the first read of any
+        other key), which the gate decides the same way for as long as the
+        window is the same object; so the next request from that peer skips
+        building the gate's view of the scope. Only denials are kept: at
+        worst a request is denied, never let in. Bounded.
+        """
+        if window is not self._denied_in:
+            self._denied = set()
+            self._denied_in = window
+        elif len(self._denied) >= MAX_DENIED:
+            self._denied.clear()
+        self._denied.add(addr)
+
+    def _capture_handed(
+        self,
+        error: BaseException,
+        scope: Scope,
+        *,
+        contexts: t.Sequence[object] = (),
+        skip: int = 0,
+    ) -> None:
         """Hand a failing request that is not gated in to the core's
-        capture (which never raises; this wrapper neither).
+        capture, given its scope: the error it raised (``skip=1``: this
+        middleware's frame), or the one Quart's or Django's signal receiver
+        hands over (see :func:`~ipdebug.stash.stash_exception`). Never
+        raises (the core's capture neither).
         """
         try:
+            gate = GateEnviron(REMOTE_ADDR=remote_addr(scope.get("client")))
+            gate._headers = scope.get("headers") or ()
             environ = gate.loaded()
             full_environ(scope, environ)
-            self.core.capture(error, environ, skip=1)
+            self.core.capture(error, environ, skip=skip, contexts=contexts)
         except Exception:
             self.core._log_once(
                 logging.ERROR, "ipdebug could not capture an error", exc_info=True

@@ -48,6 +48,8 @@ from .gate import WindowGate, make_window_gate
 from .stash import CAPTURE_KEY, GATED_KEY
 from .stores import FlagStore, Window, open_store
 from .switch import Switch
+from .ticker import Ticker
+from .ticker import register as register_ticked
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -176,15 +178,21 @@ class IPDebugMiddleware:
         #: The switch's ``closed_until``, copied here by the switch, so the
         #: hot path reads one attribute (not ``self.switch.closed_until``).
         self.closed_until = float("-inf")
+        #: Set while no flag check is due before the ticker's next tick,
+        #: which clears it: the hot path reads only this.
+        self.quiet = False
+        # A store may ask to be read more often (Redis: its cache).
+        poll_interval = self.store.poll_interval
         self.switch = Switch(
             self.store,
             max_window=self.settings.max_window,
             on_change=self._window_changed,
             monotonic=_monotonic,
-            # A store may ask to be read more often (Redis: its cache).
-            poll_interval=self.store.poll_interval,
+            poll_interval=poll_interval,
             publish=self._publish_closed_until,
         )
+        self._ticker = Ticker(self, poll_interval)
+        register_ticked(self)
         self.captures = Captures(
             self.settings.instance, self.settings.max_captured, after=self._captured
         )
@@ -215,6 +223,8 @@ class IPDebugMiddleware:
         self.errors: ErrorPages | None = self.debugger.errors
         # Bound once: put in the environ of every request not gated in.
         self._capture_hook = self.capture
+        #: ``REMOTE_ADDR`` -> the client address a capture records.
+        self._clients: dict[str, str] = {}
         self._gate: WindowGate | None = None
         #: Peers of denied requests without a forwarding header looked at in
         #: this window, while ``trusted_proxies`` is set; ``None`` when done.
@@ -228,9 +238,14 @@ class IPDebugMiddleware:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
+        # The hot path: no window open, and no flag check due before the
+        # ticker's next tick (see ipdebug.ticker): one attribute read.
+        if self.quiet:
+            return self.app(environ, start_response)
         mono = _monotonic()
-        # The hot path: no window open and no flag check due.
+        # No window open and no flag check due.
         if self.closed_until > mono:
+            self._quieten(mono)
             return self.app(environ, start_response)
         window = None
         try:
@@ -269,6 +284,27 @@ class IPDebugMiddleware:
 
     def _publish_closed_until(self, value: float) -> None:
         self.closed_until = value
+        self.quiet = False  # earned again by a request that reads the clock
+
+    def _quieten(self, mono: float) -> None:
+        """Let requests skip the clock until the ticker's next tick, when
+        no flag check is due before it (see :mod:`ipdebug.ticker`).
+        """
+        try:
+            ticker = self._ticker
+            tick = ticker.next_tick()
+            if not mono < tick <= self.closed_until - ticker.slack:
+                # No thread ticks (or it is late), or a check comes first.
+                return
+            self.quiet = True
+            # A tick or a new closed_until in between: undo (they clear it
+            # after changing what was read; this reads after setting it).
+            if ticker.next != tick or self.closed_until - ticker.slack < tick:
+                self.quiet = False
+        except Exception:
+            # Fail closed and keep reading the clock.
+            self.quiet = False
+            self._log_once(logging.ERROR, "ipdebug's ticker failed", exc_info=True)
 
     def capture(
         self,
@@ -310,16 +346,29 @@ class IPDebugMiddleware:
 
     def _client_of(self, environ: WSGIEnvironment) -> str:
         """The resolved client address of a failing request, or its raw
-        ``REMOTE_ADDR`` when it does not resolve. Not cached: a cache keyed
-        by the forwarding headers would let any failing client fill memory
-        with them (the gate reads them only from trusted proxies, bounded);
-        resolving reads at most :data:`~ipdebug.address.MAX_FORWARDED_LENGTH`
-        characters from the right.
+        ``REMOTE_ADDR`` when it does not resolve. Kept per ``REMOTE_ADDR``
+        (bounded) only when the answer depends on nothing else: the peer is
+        not a trusted proxy. Requests from a trusted proxy are resolved each
+        time: a cache keyed by the forwarding headers would let any failing
+        client fill memory with them (the gate reads them only from trusted
+        proxies, bounded); resolving reads at most
+        :data:`~ipdebug.address.MAX_FORWARDED_LENGTH` characters from the
+        right.
         """
-        address = resolve_client(environ, self.settings.trusted_proxies)
-        if address is not None:
-            return str(address)
-        return _text(str(environ.get("REMOTE_ADDR")))[:100]
+        remote = environ.get("REMOTE_ADDR")
+        known = self._clients.get(remote) if type(remote) is str else None
+        if known is not None:
+            return known
+        proxies = self.settings.trusted_proxies
+        address = resolve_client(environ, proxies)
+        text = str(address) if address is not None else _text(str(remote))[:100]
+        if type(remote) is str and len(remote) <= 128:
+            peer = parse_address(remote)
+            if not proxies or peer is None or peer not in proxies:
+                if len(self._clients) >= _CLIENTS:
+                    self._clients.clear()
+                self._clients[remote] = text
+        return text
 
     def _captured(self, capture: Summary) -> None:
         """After a capture, on a background thread: audit it, and add it to
@@ -450,6 +499,9 @@ class IPDebugMiddleware:
 
 
 _monotonic = time.monotonic
+
+#: Peers whose capture address :meth:`IPDebugMiddleware._client_of` keeps.
+_CLIENTS = 256
 
 #: Distinct peers :meth:`IPDebugMiddleware._note_unforwarded` looks at per
 #: window before it stops looking.

@@ -745,3 +745,62 @@ def test_a_debugger_post_ipdebug_cannot_serve_reaches_the_app_with_its_body(
     messages = asyncio.run(asyncio.wait_for(drive(), 20))
     assert received == [b"pin=123-456-789"]
     assert messages[-1]["body"] == b"app"
+
+
+# The denied path's shortcut: the gate's denial of a peer, decided from its
+# address alone, is kept for the rest of that window only.
+
+
+def test_a_peer_denied_in_one_window_is_let_in_by_the_next(amake: t.Any) -> None:
+    middleware = amake(build_starlette(), allow=[OPERATOR, OTHER])
+    open_window(middleware)  # the operator only
+    for _ in range(3):
+        denied = get(middleware, "/fail", client=(OTHER, 1))
+        assert denied.status == 500 and "Werkzeug Debugger" not in denied.text
+    assert OTHER in middleware._denied
+    open_window(middleware, allow=[OTHER])  # a new window for that peer
+    page = get(middleware, "/fail", client=(OTHER, 1))
+    assert page.status == 500 and "Werkzeug Debugger" in page.text
+    assert get(middleware, "/fail").text == "Internal Server Error"  # now denied
+
+
+def test_a_denial_that_read_a_header_is_not_kept(amake: t.Any) -> None:
+    """An allowed peer denied for its ``Host``, or a trusted proxy's client
+    denied for its ``X-Forwarded-For``, is decided again next time.
+    """
+    middleware = amake(build_starlette(), trusted_proxies=["127.0.0.3"])
+    open_window(middleware)
+    assert get(middleware, "/fail", host="evil.example").text == (
+        "Internal Server Error"
+    )
+    assert "Werkzeug Debugger" in get(middleware, "/fail").text
+    proxied = {"client": ("127.0.0.3", 1)}
+    spoofed = [(b"x-forwarded-for", b"198.51.100.7")]
+    forwarded = [(b"x-forwarded-for", OPERATOR.encode())]
+    assert get(middleware, "/fail", headers=spoofed, **proxied).text == (
+        "Internal Server Error"
+    )
+    assert (
+        "Werkzeug Debugger"
+        in get(middleware, "/fail", headers=forwarded, **proxied).text
+    )
+    assert middleware._denied == set()
+
+
+def test_kept_denials_are_bounded(amake: t.Any) -> None:
+    from ipdebug.asgi import MAX_DENIED
+
+    async def ok(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = amake(ok)
+    open_window(middleware)
+    for n in range(MAX_DENIED + 10):
+        peer = f"2001:db8::{n:x}"
+        # Twice: a peer's first request may read the headers (the gate
+        # looks once per window for a forwarding header from an unknown
+        # proxy); its second is decided from the gate's own cache.
+        assert get(middleware, "/", client=(peer, 1)).status == 204
+        assert get(middleware, "/", client=(peer, 1)).status == 204
+    assert 0 < len(middleware._denied) <= MAX_DENIED

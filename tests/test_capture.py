@@ -685,3 +685,119 @@ def test_a_failure_racing_the_processs_first_look_at_the_window_is_captured(
     assert not poller.is_alive()
     (entry,) = middleware.captures.listing(middleware.switch.current())
     assert entry["client"] == CUSTOMER and entry["path"] == "/fail"
+
+
+# The capture's own costs (bench/hotpath.py): what is kept between requests
+# must not change what a capture records.
+
+
+def test_client_error_decision_reads_each_instances_code() -> None:
+    """``is_client_error`` keeps what it learns of a type, not of an
+    instance: an instance's own ``code`` decides every time.
+    """
+    from werkzeug.exceptions import HTTPException
+
+    from ipdebug.capture import is_client_error
+
+    class Teapot(HTTPException):
+        code = 418
+
+    first, odd = Teapot(), Teapot()
+    odd.code = 503
+    assert is_client_error(first) is True  # the type is now known
+    assert is_client_error(odd) is False
+    assert is_client_error(Teapot()) is True
+    renamed = InternalServerError()
+    renamed.code = 404
+    assert is_client_error(renamed) is True
+    assert is_client_error(InternalServerError()) is False
+    assert is_client_error(Boom()) is False
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "recorded"),
+    [
+        pytest.param("127.0.0.1", "203.0.113.5", "203.0.113.5", id="proxied-1"),
+        # Same proxy, another client: not the first one's address again.
+        pytest.param("127.0.0.1", "203.0.113.6", "203.0.113.6", id="proxied-2"),
+        pytest.param("198.51.100.9", "203.0.113.7", "198.51.100.9", id="direct"),
+        pytest.param("::ffff:198.51.100.10", None, "198.51.100.10", id="mapped"),
+        pytest.param("localhost", None, "localhost", id="unparsed"),
+    ],
+)
+def test_a_capture_records_each_requests_client(
+    make: t.Callable[..., IPDebugMiddleware],
+    peer: str,
+    forwarded: str | None,
+    recorded: str,
+) -> None:
+    middleware = make(trusted_proxies=["127.0.0.1"])
+    open_window(middleware, capture=True)
+    extra = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
+    others = [("127.0.0.1", "203.0.113.99"), ("198.51.100.9", None)]
+    # Other failing requests first, from the same peers: whatever they left
+    # behind must not decide this one's address.
+    for other, header in others:
+        with pytest.raises(Boom):
+            client(
+                middleware,
+                other,
+                **({} if header is None else {"HTTP_X_FORWARDED_FOR": header}),
+            ).get("/fail")
+    with pytest.raises(Boom):
+        client(middleware, peer, **extra).get("/fail")
+    newest = middleware.captures.listing(opened_window(middleware))[0]
+    assert newest["client"] == recorded
+
+
+def test_the_writer_records_captures_after_it_parked(
+    make: t.Callable[..., IPDebugMiddleware],
+) -> None:
+    """The background writer parks after a quiet second; the next capture
+    wakes it and is audited.
+    """
+    from ipdebug.capture import PARK_AFTER
+
+    middleware = make()
+    open_window(middleware, capture=True)
+    trail = Path(middleware.settings.flag).parent / "audit.log"
+
+    def captured() -> int:
+        return trail.read_text().count('"event": "error.captured"')
+
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/fail")
+    wait_for(lambda: captured() == 1)
+    writer = middleware.captures._writer
+    assert writer is not None
+    wait_for(lambda: writer._parked, timeout=PARK_AFTER + 10)
+    with pytest.raises(Boom):
+        client(middleware, CUSTOMER).get("/fail")
+    wait_for(lambda: captured() == 2)
+    assert len(middleware.captures) == 2
+
+
+def test_capture_ids_are_unique_and_a_forked_child_draws_its_own() -> None:
+    from ipdebug.capture import new_id
+
+    ids = {new_id() for _ in range(500)}
+    assert len(ids) == 500
+    assert all(re.fullmatch(rf"{os.getpid()}x[0-9a-f]{{24}}", i) for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one id, then out without pytest's cleanup
+        try:
+            os.write(write, new_id().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        child = os.read(read, 100).decode()
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    mine = new_id()
+    assert child.startswith(f"{pid}x")
+    # Read ahead before the fork, the parent's next random part would be
+    # the child's first one if the child did not draw its own.
+    assert child.split("x")[1] != mine.split("x")[1]
