@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import html
 import http.client
 import json
-import re
 import socket
 import subprocess
 import time
 import typing as t
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ipdebug
 
-from .conftest import secret_and_frame
 from .servers import (
     Reply,
     free_port,
@@ -180,22 +176,8 @@ def open_window_first(tmp_path: Path, *allow: str) -> ipdebug.Enabled:
     return ipdebug.enable("5m", allow=list(allow), flag=flag_path(tmp_path), environ={})
 
 
-def open_window(server: Served, *allow: str) -> ipdebug.Enabled:
-    """Open a window while the server runs, and wait until it is seen."""
-    opened = ipdebug.enable("5m", allow=list(allow), flag=server.flag, environ={})
-    time.sleep(1.1)  # every process polls the flag at most once a second
-    return opened
-
-
 def is_debugger(reply: Reply) -> bool:
     return reply.status == 500 and "Werkzeug Debugger" in reply.text
-
-
-def debugger_page(reply: Reply) -> tuple[str, str, int]:
-    """(secret, frame id, owner pid) of a debugger page."""
-    assert is_debugger(reply), reply.text[:300]
-    secret, frame = secret_and_frame(reply.text)
-    return secret, frame, int(secret.split("x")[0])
 
 
 def remote_addr(
@@ -205,23 +187,3 @@ def remote_addr(
     reply = server.get("/environ", source=source, headers=headers)
     assert reply.status == 200, reply.text
     return json.loads(reply.body)["REMOTE_ADDR"]
-
-
-def console_output(reply: Reply) -> str:
-    """The last line the console printed."""
-    assert reply.status == 200, reply.text
-    text = re.sub(r"<[^>]+>", "", reply.text)
-    return html.unescape(text).strip().splitlines()[-1]
-
-
-def debugger_path(secret: str, **params: str) -> str:
-    return "/?" + urllib.parse.urlencode({"__debugger__": "yes", "s": secret, **params})
-
-
-def unlock(server: Served, secret: str, pin: str) -> dict[str, str]:
-    """Enter the PIN; return the ``Cookie`` header that unlocks the console."""
-    reply = server.get(debugger_path(secret, cmd="pinauth", pin=pin))
-    assert reply.text == '{"auth": true, "exhausted": false}', reply.text
-    cookie = reply.header("Set-Cookie")
-    assert cookie
-    return {"Cookie": cookie.split(";")[0]}

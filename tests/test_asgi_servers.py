@@ -17,17 +17,19 @@ import pytest
 
 import ipdebug
 
-from .appservers import (
-    Served,
+from .appservers import Served, flag_path, is_debugger, open_window_first
+from .servers import (
     console_output,
     debugger_page,
     debugger_path,
-    flag_path,
-    is_debugger,
-    open_window_first,
-    unlock,
+    free_port,
+    pin_cookie,
+    server_environ,
+    spawn,
+    stop,
+    wait_for_port,
+    wait_until,
 )
-from .servers import free_port, server_environ, spawn, stop, wait_for_port, wait_until
 
 pytestmark = pytest.mark.server
 
@@ -151,7 +153,7 @@ def test_thirty_console_commands_answered_by_the_owner(
         secret, _, owner = debugger_page(page)
         frame = view_frame(page.text)
         assert page.header("Cache-Control") == "no-store"
-        cookie = unlock(server, secret, opened.pin)
+        cookie = pin_cookie(server, secret, opened.pin)
         expected = {
             "marker": repr("async-local-42" if path == "/fail" else "sync-local-43"),
             "__import__('os').getpid()": str(owner),
@@ -179,7 +181,8 @@ def test_thirty_console_commands_answered_by_the_owner(
         while not server.audit("debugger.relayed") and asked < 120:
             ask(list(expected) * 2)
             asked += 6
-        time.sleep(0.3)
+        # Each worker writes its audit record after answering.
+        wait_until(lambda: len(server.audit("console.command")) >= asked, timeout=10)
         ran = server.audit("console.command")
         assert len(ran) == asked
         assert {r["pid"] for r in ran} == {owner}
@@ -260,7 +263,7 @@ def test_a_long_command_does_not_block_another_request(tmp_path: Path) -> None:
     opened = open_window_first(tmp_path, "127.0.0.1")
     with uvicorn(tmp_path, f"{APPS}:fastapi_app", workers=1) as server:
         secret, frame, _ = debugger_page(server.get("/fail"))
-        cookie = unlock(server, secret, opened.pin)
+        cookie = pin_cookie(server, secret, opened.pin)
         done = threading.Event()
 
         def slow() -> None:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import Gunicorn, Reply, gunicorn, request
-from .test_gunicorn import open_window
+from .servers import Gunicorn, Reply, gunicorn, open_window, request
 
 pytestmark = pytest.mark.server
 
