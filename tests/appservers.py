@@ -1,6 +1,7 @@
-"""Helpers for tests that start a WSGI server by command line (waitress,
-uWSGI) on a free loopback port or a unix socket, serving
-``tests.apps.wrapped``, always stopped; and HTTP over a unix socket.
+"""Helpers for tests that start a server by command line (waitress, uWSGI,
+uvicorn, gunicorn with uvicorn workers) on a free loopback port or a unix
+socket, always stopped; and HTTP over a unix socket. gunicorn itself:
+:mod:`tests.servers`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import http.client
 import json
 import socket
 import subprocess
+import sys
 import time
 import typing as t
 from collections.abc import Iterator, Sequence
@@ -187,3 +189,77 @@ def remote_addr(
     reply = server.get("/environ", source=source, headers=headers)
     assert reply.status == 200, reply.text
     return json.loads(reply.body)["REMOTE_ADDR"]
+
+
+@contextlib.contextmanager
+def uvicorn(
+    tmp_path: Path,
+    app: str,
+    *args: str,
+    workers: int = 4,
+    name: str = "uvicorn",
+    env: dict[str, str] | None = None,
+) -> Iterator[Served]:
+    """``uvicorn --workers N`` on a free loopback port, always stopped."""
+    port = free_port()
+    flag = flag_path(tmp_path)
+    log = tmp_path / f"{name}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--timeout-graceful-shutdown",
+        "3",
+        *args,
+        app,
+    ]
+    process = spawn(command, environ=server_environ(tmp_path, name, flag, env), log=log)
+    try:
+        wait_for_port(port, process=process, timeout=60)
+        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def gunicorn_uvicorn(
+    tmp_path: Path,
+    app: str,
+    *,
+    name: str = "gunicorn",
+    ipdebug: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[Served]:
+    """gunicorn with 4 uvicorn workers, wrapped by ``-c python:ipdebug.gunicorn``."""
+    port = free_port()
+    flag = flag_path(tmp_path)
+    log = tmp_path / f"{name}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        "4",
+        "-k",
+        "uvicorn_worker.UvicornWorker",
+        "--graceful-timeout",
+        "3",
+    ]
+    if ipdebug:
+        command += ["-c", "python:ipdebug.gunicorn"]
+    process = spawn(
+        [*command, app], environ=server_environ(tmp_path, name, flag, env), log=log
+    )
+    try:
+        wait_for_port(port, process=process, timeout=60)
+        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
+    finally:
+        stop(process)

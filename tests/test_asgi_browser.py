@@ -12,8 +12,8 @@ import pytest
 
 import ipdebug
 
+from .appservers import uvicorn
 from .browser import chromium, new_page, screenshot
-from .test_asgi_servers import uvicorn
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 

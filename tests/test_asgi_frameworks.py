@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .appservers import is_debugger, open_window_first
+from .appservers import is_debugger, open_window_first, uvicorn
 from .servers import console_output, debugger_page, debugger_path, pin_cookie
-from .test_asgi_servers import uvicorn
 
 pytestmark = pytest.mark.server
 

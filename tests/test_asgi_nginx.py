@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from .appservers import uvicorn
 from .nginx import Site, nginx
 from .servers import open_window
-from .test_asgi_servers import uvicorn
 from .test_nginx import (
     DIRECT,
     OPERATOR,

@@ -6,10 +6,8 @@ and Starlette apps with ``async def`` and ``def`` views.
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,97 +15,24 @@ import pytest
 
 import ipdebug
 
-from .appservers import Served, flag_path, is_debugger, open_window_first
+from .appservers import (
+    Served,
+    gunicorn_uvicorn,
+    is_debugger,
+    open_window_first,
+    uvicorn,
+)
 from .servers import (
     console_output,
     debugger_page,
     debugger_path,
-    free_port,
     pin_cookie,
-    server_environ,
-    spawn,
-    stop,
-    wait_for_port,
     wait_until,
 )
 
 pytestmark = pytest.mark.server
 
 APPS = "tests.apps.asgi_apps"
-
-
-@contextlib.contextmanager
-def uvicorn(
-    tmp_path: Path,
-    app: str,
-    *args: str,
-    workers: int = 4,
-    name: str = "uvicorn",
-    env: dict[str, str] | None = None,
-) -> Iterator[Served]:
-    """``uvicorn --workers N`` on a free loopback port, always stopped."""
-    port = free_port()
-    flag = flag_path(tmp_path)
-    log = tmp_path / f"{name}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--timeout-graceful-shutdown",
-        "3",
-        *args,
-        app,
-    ]
-    process = spawn(command, environ=server_environ(tmp_path, name, flag, env), log=log)
-    try:
-        wait_for_port(port, process=process, timeout=60)
-        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
-    finally:
-        stop(process)
-
-
-@contextlib.contextmanager
-def gunicorn_uvicorn(
-    tmp_path: Path,
-    app: str,
-    *,
-    name: str = "gunicorn",
-    ipdebug: bool = True,
-    env: dict[str, str] | None = None,
-) -> Iterator[Served]:
-    """gunicorn with 4 uvicorn workers, wrapped by ``-c python:ipdebug.gunicorn``."""
-    port = free_port()
-    flag = flag_path(tmp_path)
-    log = tmp_path / f"{name}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-b",
-        f"127.0.0.1:{port}",
-        "-w",
-        "4",
-        "-k",
-        "uvicorn_worker.UvicornWorker",
-        "--graceful-timeout",
-        "3",
-    ]
-    if ipdebug:
-        command += ["-c", "python:ipdebug.gunicorn"]
-    process = spawn(
-        [*command, app], environ=server_environ(tmp_path, name, flag, env), log=log
-    )
-    try:
-        wait_for_port(port, process=process, timeout=60)
-        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
-    finally:
-        stop(process)
 
 
 SERVERS = [
