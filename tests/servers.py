@@ -156,6 +156,34 @@ def request(
         conn.close()
 
 
+def post(
+    port: int,
+    path: str,
+    fields: dict[str, str],
+    *,
+    source: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One form POST on a new connection from ``source``."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=30, source_address=(source, 0)
+    )
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=urllib.parse.urlencode(fields),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                **(headers or {}),
+            },
+        )
+        response = conn.getresponse()
+        return Reply(response.status, response.getheaders(), response.read())
+    finally:
+        conn.close()
+
+
 def send_on(sock: socket.socket, path: str, headers: dict[str, str]) -> Reply:
     """Send a GET on an already connected socket (see ``spread``)."""
     lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
@@ -350,3 +378,11 @@ def console_text(reply: Reply) -> str:
 def console_output(reply: Reply) -> str:
     """The last line the console printed."""
     return console_text(reply).strip().splitlines()[-1]
+
+
+def native_result(reply: Reply) -> str:
+    """What the native engine's console answered, as text."""
+    assert reply.status == 200, reply.text
+    found = re.search(r'<pre class="result">(.*?)</pre>', reply.text, re.S)
+    assert found, reply.text
+    return html.unescape(found.group(1))

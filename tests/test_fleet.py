@@ -17,10 +17,11 @@ from .servers import (
     debugger_path,
     free_port,
     gunicorn,
+    native_result,
     open_window,
+    post,
     request,
 )
-from .test_native_gunicorn import post, result
 
 pytestmark = pytest.mark.server
 
@@ -164,7 +165,7 @@ def test_native_console_posts_follow_the_route_cookie(tmp_path: Path) -> None:
                     headers={**headers, **cookie_header(jar)},
                 )
                 assert reply.header("X-IPDebug-Instance") == instance
-                assert result(reply) == str(owner_pid)
+                assert native_result(reply) == str(owner_pid)
             other = b if instance == "a" else a
             misrouted = post(
                 other.port,
