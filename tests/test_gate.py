@@ -213,20 +213,29 @@ def test_decisions_do_not_leak_between_clients(tmp_path: Path) -> None:
 
 def test_the_caches_stay_bounded(tmp_path: Path) -> None:
     decide = gate(tmp_path, allow=["10.0.0.0/8"], proxies=[PROXY])
-    long_chain = ", ".join(["10.0.0.1"] * 200)
     for n in range(CACHE_SIZE + 50):
         client = f"10.1.{n // 256}.{n % 256}"
-        assert decide.client(env(client, f"h{n}.example")) is None  # untrusted Host
-        decide.client(env(PROXY, HTTP_X_FORWARDED_FOR=f"{client}, {long_chain}"))
-        assert decide.cached_bytes <= CACHE_BYTES
-    # The decisions are still right after the caches were emptied.
-    assert decide.client(env(PROXY, HTTP_X_FORWARDED_FOR="10.1.0.7")) == "10.1.0.7"
-    assert decide.client(env(PROXY, HTTP_X_FORWARDED_FOR="192.0.2.1")) is None
+        # A new peer, a new Host (the port is ignored: trusted), a new chain.
+        assert decide.client(env(client, f"127.0.0.1:{n + 1}")) == client
+        assert decide.client(env(PROXY, HTTP_X_FORWARDED_FOR=client)) == client
     sizes = [
         len(getattr(decide, name))
         for name in ("_decisions", "_forwarded_decisions", "_host_decisions")
     ]
     assert all(0 < size <= CACHE_SIZE for size in sizes), sizes
+    # Keys near the longest header kept: bounded in bytes before entries.
+    padding = " " * 1900
+    added = 0
+    for n in range(1000):
+        chain = f"10.2.{n // 256}.{n % 256},{padding}10.0.0.1"
+        decide.client(env(PROXY, HTTP_X_FORWARDED_FOR=chain))
+        added += len(chain)
+        assert decide.cached_bytes <= CACHE_BYTES
+    assert added > CACHE_BYTES
+    assert len(decide._forwarded_decisions) < 1000
+    # The decisions are still right after the caches were emptied.
+    assert decide.client(env(PROXY, HTTP_X_FORWARDED_FOR="10.1.0.7")) == "10.1.0.7"
+    assert decide.client(env(PROXY, HTTP_X_FORWARDED_FOR="192.0.2.1")) is None
 
 
 def test_the_gate_keeps_its_window(
