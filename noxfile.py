@@ -100,4 +100,5 @@ def full(session: nox.Session) -> None:
     python = ROOT / ".venv" / "bin" / "python"
     if not python.exists():
         session.skip("no .venv: run ./scripts/test once, which creates it")
-    session.run(str(python), "-m", "pytest", *session.posargs, external=True)
+    # -m "": every test, not pyproject's quick default.
+    session.run(str(python), "-m", "pytest", "-m", "", *session.posargs, external=True)

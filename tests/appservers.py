@@ -1,27 +1,25 @@
-"""Helpers for tests that start a WSGI server by command line (waitress,
-uWSGI) on a free loopback port or a unix socket, serving
-``tests.apps.wrapped``, always stopped; and HTTP over a unix socket.
+"""Helpers for tests that start a server by command line (waitress, uWSGI,
+uvicorn, gunicorn with uvicorn workers) on a free loopback port or a unix
+socket, always stopped; and HTTP over a unix socket. gunicorn itself:
+:mod:`tests.servers`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import html
 import http.client
 import json
-import re
 import socket
 import subprocess
+import sys
 import time
 import typing as t
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ipdebug
 
-from .conftest import secret_and_frame
 from .servers import (
     Reply,
     free_port,
@@ -180,22 +178,8 @@ def open_window_first(tmp_path: Path, *allow: str) -> ipdebug.Enabled:
     return ipdebug.enable("5m", allow=list(allow), flag=flag_path(tmp_path), environ={})
 
 
-def open_window(server: Served, *allow: str) -> ipdebug.Enabled:
-    """Open a window while the server runs, and wait until it is seen."""
-    opened = ipdebug.enable("5m", allow=list(allow), flag=server.flag, environ={})
-    time.sleep(1.1)  # every process polls the flag at most once a second
-    return opened
-
-
 def is_debugger(reply: Reply) -> bool:
     return reply.status == 500 and "Werkzeug Debugger" in reply.text
-
-
-def debugger_page(reply: Reply) -> tuple[str, str, int]:
-    """(secret, frame id, owner pid) of a debugger page."""
-    assert is_debugger(reply), reply.text[:300]
-    secret, frame = secret_and_frame(reply.text)
-    return secret, frame, int(secret.split("x")[0])
 
 
 def remote_addr(
@@ -207,21 +191,75 @@ def remote_addr(
     return json.loads(reply.body)["REMOTE_ADDR"]
 
 
-def console_output(reply: Reply) -> str:
-    """The last line the console printed."""
-    assert reply.status == 200, reply.text
-    text = re.sub(r"<[^>]+>", "", reply.text)
-    return html.unescape(text).strip().splitlines()[-1]
+@contextlib.contextmanager
+def uvicorn(
+    tmp_path: Path,
+    app: str,
+    *args: str,
+    workers: int = 4,
+    name: str = "uvicorn",
+    env: dict[str, str] | None = None,
+) -> Iterator[Served]:
+    """``uvicorn --workers N`` on a free loopback port, always stopped."""
+    port = free_port()
+    flag = flag_path(tmp_path)
+    log = tmp_path / f"{name}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--timeout-graceful-shutdown",
+        "3",
+        *args,
+        app,
+    ]
+    process = spawn(command, environ=server_environ(tmp_path, name, flag, env), log=log)
+    try:
+        wait_for_port(port, process=process, timeout=60)
+        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
+    finally:
+        stop(process)
 
 
-def debugger_path(secret: str, **params: str) -> str:
-    return "/?" + urllib.parse.urlencode({"__debugger__": "yes", "s": secret, **params})
-
-
-def unlock(server: Served, secret: str, pin: str) -> dict[str, str]:
-    """Enter the PIN; return the ``Cookie`` header that unlocks the console."""
-    reply = server.get(debugger_path(secret, cmd="pinauth", pin=pin))
-    assert reply.text == '{"auth": true, "exhausted": false}', reply.text
-    cookie = reply.header("Set-Cookie")
-    assert cookie
-    return {"Cookie": cookie.split(";")[0]}
+@contextlib.contextmanager
+def gunicorn_uvicorn(
+    tmp_path: Path,
+    app: str,
+    *,
+    name: str = "gunicorn",
+    ipdebug: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[Served]:
+    """gunicorn with 4 uvicorn workers, wrapped by ``-c python:ipdebug.gunicorn``."""
+    port = free_port()
+    flag = flag_path(tmp_path)
+    log = tmp_path / f"{name}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        "4",
+        "-k",
+        "uvicorn_worker.UvicornWorker",
+        "--graceful-timeout",
+        "3",
+    ]
+    if ipdebug:
+        command += ["-c", "python:ipdebug.gunicorn"]
+    process = spawn(
+        [*command, app], environ=server_environ(tmp_path, name, flag, env), log=log
+    )
+    try:
+        wait_for_port(port, process=process, timeout=60)
+        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
+    finally:
+        stop(process)

@@ -11,6 +11,7 @@ import urllib.parse
 import ipdebug
 
 from .conftest import HOST, OPERATOR, secret_and_frame
+from .servers import UNLOCKED, debugger_path
 
 Message = dict[str, t.Any]
 
@@ -106,10 +107,6 @@ def get(app: t.Any, path: str = "/", **options: t.Any) -> Outcome:
     return run(app, scope(parsed.path, query=parsed.query, **options))
 
 
-def debugger_query(secret: str, **params: str) -> str:
-    return "/?" + urllib.parse.urlencode({"__debugger__": "yes", "s": secret, **params})
-
-
 def page_secret(outcome: Outcome) -> tuple[str, str]:
     assert outcome.status == 500, outcome
     assert "Werkzeug Debugger" in outcome.text
@@ -119,7 +116,7 @@ def page_secret(outcome: Outcome) -> tuple[str, str]:
 def unlock(
     app: t.Any, secret: str, opened: ipdebug.Enabled
 ) -> list[tuple[bytes, bytes]]:
-    reply = get(app, debugger_query(secret, cmd="pinauth", pin=opened.pin))
-    assert reply.body == b'{"auth": true, "exhausted": false}', reply
+    reply = get(app, debugger_path(secret, cmd="pinauth", pin=opened.pin))
+    assert reply.body == UNLOCKED.encode(), reply
     cookie = reply.headers["set-cookie"].split(";")[0]
     return [(b"cookie", cookie.encode())]

@@ -172,12 +172,22 @@ def secret_and_frame(html: str) -> tuple[str, str]:
     return secret.group(1), frame[-1]
 
 
-def debugger_get(app: TestApp, secret: str, path: str = "/", **params: str) -> t.Any:
+def debugger_get(
+    app: TestApp,
+    secret: str,
+    path: str = "/",
+    *,
+    engine: str | None = None,
+    **params: str,
+) -> t.Any:
     """A debugger command as the engine's JavaScript sends it: Werkzeug's
     in the query string; the native engine's PIN and console input in a
     POST body with the secret in a header.
+
+    :param engine: whose protocol to speak; default the module's
+        (:data:`WIRE`).
     """
-    if WIRE.engine != "native":
+    if (engine or WIRE.engine) != "native":
         return app.get(
             path,
             params={"__debugger__": "yes", "s": secret, **params},
@@ -200,8 +210,13 @@ def debugger_get(app: TestApp, secret: str, path: str = "/", **params: str) -> t
     )
 
 
-def unlock(app: TestApp, secret: str, pin: str) -> dict[str, bool]:
-    response = debugger_get(app, secret, cmd="pinauth", pin=pin)
+def unlock(
+    app: TestApp, secret: str, pin: str, path: str = "/", engine: str | None = None
+) -> dict[str, bool]:
+    """Enter the PIN in-process; the ``pinauth`` answer (``auth``,
+    ``exhausted``). Real servers: :func:`tests.servers.pin_cookie`.
+    """
+    response = debugger_get(app, secret, path, engine=engine, cmd="pinauth", pin=pin)
     assert response.status_int == 200
     return t.cast(dict[str, bool], response.json)
 

@@ -1,11 +1,14 @@
 """Helpers for tests that start real servers on loopback: free ports, HTTP
-from a chosen source address, gunicorn processes that are always stopped.
+from a chosen source address, gunicorn processes that are always stopped,
+and the debugger as a browser drives it over HTTP (open a window and wait
+for the servers to see it, read the page, enter the PIN, read the console).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import html
 import http.client
 import os
 import re
@@ -15,8 +18,13 @@ import subprocess
 import sys
 import time
 import typing as t
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+
+import ipdebug
+
+from .conftest import OPERATOR, secret_and_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,6 +156,34 @@ def request(
         conn.close()
 
 
+def post(
+    port: int,
+    path: str,
+    fields: dict[str, str],
+    *,
+    source: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One form POST on a new connection from ``source``."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=30, source_address=(source, 0)
+    )
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=urllib.parse.urlencode(fields),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                **(headers or {}),
+            },
+        )
+        response = conn.getresponse()
+        return Reply(response.status, response.getheaders(), response.read())
+    finally:
+        conn.close()
+
+
 def send_on(sock: socket.socket, path: str, headers: dict[str, str]) -> Reply:
     """Send a GET on an already connected socket (see ``spread``)."""
     lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
@@ -184,6 +220,17 @@ class Gunicorn:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def get(
+        self,
+        path: str,
+        *,
+        source: str = "127.0.0.1",
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> Reply:
+        """One GET on a new connection from ``source``."""
+        return request(self.port, path, source=source, headers=headers, timeout=timeout)
 
     def worker_pids(self) -> set[int]:
         """Every worker ever booted (from the log)."""
@@ -243,3 +290,99 @@ def wait_until(
             raise TimeoutError("condition not met in time")
         time.sleep(interval)
     return time.monotonic() - start
+
+
+# The debugger over HTTP, as a browser drives it.
+
+#: Seconds after which every process of a running server honours a flag
+#: written now: each reads the flag at most once a second, on a request
+#: (ipdebug.switch). Which process a request reaches is the kernel's choice,
+#: so no reply tells that all of them have read it: waiting is the only way.
+FLAG_POLL = 1.1
+
+
+class Running(t.Protocol):
+    """A running server: :class:`Gunicorn` or ``appservers.Served``."""
+
+    flag: str
+
+    def get(
+        self,
+        path: str,
+        *,
+        source: str = ...,
+        headers: dict[str, str] | None = ...,
+        timeout: float = ...,
+    ) -> Reply: ...
+
+
+def open_window(server: Running, *allow: str, **options: t.Any) -> ipdebug.Enabled:
+    """Open a window on a running server's flag (``allow``: its own
+    allowlist, default the operator) and wait until every process honours
+    it. Where the servers start after the window, open it first instead:
+    they see it at their first request.
+    """
+    opened = ipdebug.enable(
+        "5m", allow=list(allow or [OPERATOR]), flag=server.flag, environ={}, **options
+    )
+    time.sleep(FLAG_POLL)
+    return opened
+
+
+def debugger_path(secret: str, **params: str) -> str:
+    """A debugger command as Werkzeug's JavaScript sends it."""
+    return "/?" + urllib.parse.urlencode({"__debugger__": "yes", "s": secret, **params})
+
+
+def debugger_page(reply: Reply) -> tuple[str, str, int]:
+    """(secret, frame id, owner pid) of a debugger page."""
+    assert reply.status == 500 and "Werkzeug Debugger" in reply.text, reply.text[:300]
+    secret, frame = secret_and_frame(reply.text)
+    return secret, frame, int(secret.split("x")[0])
+
+
+#: The ``pinauth`` answer to the right PIN.
+UNLOCKED = '{"auth": true, "exhausted": false}'
+
+
+def pin_cookie(
+    server: Running | int,
+    secret: str,
+    pin: str,
+    *,
+    source: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Enter the PIN on ``server`` (or a port on 127.0.0.1, such as a proxy's);
+    return the ``Cookie`` header that unlocks the console.
+    """
+    path = debugger_path(secret, cmd="pinauth", pin=pin)
+    if isinstance(server, int):
+        reply = request(server, path, source=source, headers=headers)
+    else:
+        reply = server.get(path, source=source, headers=headers)
+    assert reply.status == 200 and reply.text == UNLOCKED, reply.text
+    # Every debugger answer is uncached, the PIN's above all.
+    assert reply.header("Cache-Control") == "no-store"
+    cookie = reply.header("Set-Cookie")
+    assert cookie
+    return {"Cookie": cookie.split(";")[0]}
+
+
+def console_text(reply: Reply) -> str:
+    """The console's answer, as text."""
+    assert reply.status == 200, reply.text
+    return html.unescape(re.sub(r"<[^>]+>", "", reply.text))
+
+
+def console_output(reply: Reply) -> str:
+    """The last line the console printed."""
+    return console_text(reply).strip().splitlines()[-1]
+
+
+def native_result(reply: Reply) -> str:
+    """What the native engine's console answered, as text."""
+    assert reply.status == 200, reply.text
+    found = re.search(r'<pre class="result">(.*?)</pre>', reply.text, re.S)
+    assert found, reply.text
+    return html.unescape(found.group(1))

@@ -28,7 +28,6 @@ from .apps.asgi_apps import build_fastapi, build_starlette
 from .asgi_driver import (
     Outcome,
     call,
-    debugger_query,
     get,
     page_secret,
     run,
@@ -36,6 +35,7 @@ from .asgi_driver import (
     unlock,
 )
 from .conftest import OPERATOR, secret_and_frame
+from .servers import debugger_path
 
 OTHER = "127.0.0.2"
 
@@ -286,20 +286,20 @@ def test_pin_and_console_in_the_views_frame(
     page = get(middleware, path)
     secret, _ = page_secret(page)
     frame = view_frame(page.text)
-    locked = get(middleware, debugger_query(secret, cmd="marker", frm=frame))
+    locked = get(middleware, debugger_path(secret, cmd="marker", frm=frame))
     assert locked.status == 403 and locked.headers["cache-control"] == "no-store"
     cookie = unlock(middleware, secret, opened)
     out = get(
-        middleware, debugger_query(secret, cmd="marker", frm=frame), headers=cookie
+        middleware, debugger_path(secret, cmd="marker", frm=frame), headers=cookie
     )
     expected = "'async-local-42'" if path == "/fail" else "'sync-local-43'"
     assert console(out) == expected
-    out = get(middleware, debugger_query(secret, cmd="1+1", frm=frame), headers=cookie)
+    out = get(middleware, debugger_path(secret, cmd="1+1", frm=frame), headers=cookie)
     assert console(out) == "2"
     assert "console.command" in records.events()
     # A denied client's __debugger__ request reaches the app.
     denied = get(
-        middleware, debugger_query(secret, cmd="1+1", frm=frame), client=(OTHER, 1)
+        middleware, debugger_path(secret, cmd="1+1", frm=frame), client=(OTHER, 1)
     )
     assert denied.body == b"hello from fastapi\n"
 
@@ -308,7 +308,7 @@ def test_resources_are_served(amake: t.Any) -> None:
     middleware = amake(build_fastapi())
     open_window(middleware)
     secret, _ = page_secret(get(middleware, "/fail"))
-    res = get(middleware, debugger_query(secret, cmd="resource", f="debugger.js"))
+    res = get(middleware, debugger_path(secret, cmd="resource", f="debugger.js"))
     assert res.status == 200
     assert b"function" in res.body
     assert res.headers["cache-control"] == "no-store"
@@ -331,7 +331,7 @@ def test_a_slow_command_does_not_block_the_event_loop(amake: t.Any) -> None:
                 middleware,
                 scope(
                     "/",
-                    query=debugger_query(
+                    query=debugger_path(
                         secret, cmd="__import__('time').sleep(2)", frm=frame
                     )[2:],
                     headers=cookie,
@@ -576,7 +576,7 @@ def test_standalone_console(amake: t.Any) -> None:
     assert console_secret
     out = get(
         middleware,
-        debugger_query(console_secret.group(1), cmd="app is not None", frm="0"),
+        debugger_path(console_secret.group(1), cmd="app is not None", frm="0"),
         headers=cookie,
     )
     assert console(out) == "True"
@@ -691,7 +691,7 @@ def test_capture_of_other_clients_errors_and_the_errors_pages(amake: t.Any) -> N
     base = entry["url"].split("?")[0]
     marker = get(
         middleware,
-        base + debugger_query(secret, cmd="marker", frm=frame)[1:],
+        base + debugger_path(secret, cmd="marker", frm=frame)[1:],
         headers=cookie,
     )
     assert console(marker) == "'async-local-42'"

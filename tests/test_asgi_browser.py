@@ -5,7 +5,6 @@ local of the failing ``async def`` view.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -13,15 +12,14 @@ import pytest
 
 import ipdebug
 
-from .test_asgi_servers import uvicorn
-from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from .appservers import uvicorn
+from .browser import chromium, new_page, screenshot
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
 
 def test_fastapi_console_in_chromium(tmp_path: Path) -> None:
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing"
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     opened = ipdebug.enable(
         "5m",
@@ -31,45 +29,32 @@ def test_fastapi_console_in_chromium(tmp_path: Path) -> None:
     )
     with (
         uvicorn(tmp_path, "tests.apps.asgi_apps:fastapi_app", workers=2) as server,
-        sync_playwright() as playwright,
+        chromium() as browser,
     ):
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        page = new_page(browser)
+        response = page.goto(f"http://127.0.0.1:{server.port}/fail")
+        assert response is not None and response.status == 500
+        expect(page.locator("h1")).to_have_text("Boom")
+        frame = page.locator("div.traceback div.frame").filter(has_text="asgi_apps.py")
+        expect(frame).to_have_count(1)
+        frame.locator("pre.current").hover()
+        frame.locator("pre.current img").click()
+        prompt = page.locator(".pin-prompt")
+        expect(prompt).to_be_visible()
+        page.wait_for_function(
+            "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
         )
-        try:
-            page = browser.new_page(user_agent="ipdebug-test")
-            response = page.goto(f"http://127.0.0.1:{server.port}/fail")
-            assert response is not None and response.status == 500
-            expect(page.locator("h1")).to_have_text("Boom")
-            frame = page.locator("div.traceback div.frame").filter(
-                has_text="asgi_apps.py"
-            )
-            expect(frame).to_have_count(1)
-            frame.locator("pre.current").hover()
-            frame.locator("pre.current img").click()
-            prompt = page.locator(".pin-prompt")
-            expect(prompt).to_be_visible()
-            page.wait_for_function(
-                "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
-            )
-            prompt.locator("input[name=pin]").fill(opened.pin)
-            prompt.locator("input[name=btn]").click()
-            expect(prompt).to_be_hidden()
-            console = page.locator("pre.console")
-            command = console.locator("form input")
-            command.fill("1+1")
-            command.press("Enter")
-            expect(console.locator(".output")).to_contain_text(
-                re.compile(r">>> 1\+1\s*2")
-            )
-            command.fill("marker")
-            command.press("Enter")
-            expect(console.locator(".output")).to_contain_text(
-                re.compile(r">>> marker\s*'async-local-42'")
-            )
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(
-                path=str(ARTIFACTS / "asgi-fastapi-console.png"), full_page=True
-            )
-        finally:
-            browser.close()
+        prompt.locator("input[name=pin]").fill(opened.pin)
+        prompt.locator("input[name=btn]").click()
+        expect(prompt).to_be_hidden()
+        console = page.locator("pre.console")
+        command = console.locator("form input")
+        command.fill("1+1")
+        command.press("Enter")
+        expect(console.locator(".output")).to_contain_text(re.compile(r">>> 1\+1\s*2"))
+        command.fill("marker")
+        command.press("Enter")
+        expect(console.locator(".output")).to_contain_text(
+            re.compile(r">>> marker\s*'async-local-42'")
+        )
+        screenshot(page, "asgi-fastapi-console.png")

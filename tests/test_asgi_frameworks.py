@@ -9,15 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .appservers import (
-    console_output,
-    debugger_page,
-    debugger_path,
-    is_debugger,
-    open_window_first,
-    unlock,
-)
-from .test_asgi_servers import uvicorn
+from .appservers import is_debugger, open_window_first, uvicorn
+from .servers import console_output, debugger_page, debugger_path, pin_cookie
 
 pytestmark = pytest.mark.server
 
@@ -76,7 +69,7 @@ def test_framework_500_replaced_only_for_gated_in(
         page = server.get("/fail")
         secret, _, owner = debugger_page(page)
         frame = frame_of(page.text, filename)
-        cookie = unlock(server, secret, opened.pin)
+        cookie = pin_cookie(server, secret, opened.pin)
         answer = console_output(
             server.get(debugger_path(secret, cmd=local, frm=frame), headers=cookie)
         )
@@ -101,7 +94,7 @@ def test_django_asgi_handler_wrapped_by_the_gunicorn_hook(tmp_path: Path) -> Non
         page = server.get("/fail")
         secret, _, owner = debugger_page(page)
         frame = frame_of(page.text, "views.py")
-        cookie = unlock(server, secret, opened.pin)
+        cookie = pin_cookie(server, secret, opened.pin)
         answer = console_output(
             server.get(
                 debugger_path(secret, cmd="worker_pid", frm=frame), headers=cookie

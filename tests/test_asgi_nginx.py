@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 import typing as t
 from collections.abc import Iterator
 
 import pytest
 
-import ipdebug
-
+from .appservers import uvicorn
 from .nginx import Site, nginx
-from .test_asgi_servers import uvicorn
+from .servers import open_window
 from .test_nginx import (
     DIRECT,
     OPERATOR,
@@ -61,8 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Iterator[Stac
             tmp_path, [Site(t.cast(int, server.port)), Site(t.cast(int, bare.port))]
         ) as proxy,
     ):
-        ipdebug.enable("5m", allow=[OPERATOR], flag=server.flag, environ={})
-        time.sleep(1.1)  # every worker polls the flag at most once a second
+        open_window(server, OPERATOR)
         yield Stack(
             server=t.cast(int, server.port),
             bare=t.cast(int, bare.port),

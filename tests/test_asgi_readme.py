@@ -14,8 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from .appservers import Served, console_output, debugger_page, debugger_path, unlock
-from .servers import ROOT, free_port, spawn, stop, wait_for_port
+from .appservers import Served
+from .servers import (
+    FLAG_POLL,
+    ROOT,
+    console_output,
+    debugger_page,
+    debugger_path,
+    free_port,
+    pin_cookie,
+    spawn,
+    stop,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.server
 
@@ -79,11 +90,11 @@ def test_fastapi_in_60_seconds(tmp_path: Path, word: str) -> None:
         ).stdout
         pin = re.search(r"PIN:\s+(\d{3}-\d{3}-\d{3})", out)
         assert pin, out
-        time.sleep(1.1)  # every worker polls the flag at most once a second
+        time.sleep(FLAG_POLL)  # every worker honours the window
         page = server.get("/")
         secret, _, _ = debugger_page(page)
         frame = re.findall(r'<div class="frame" id="frame-(\d+)">', page.text)[-1]
-        cookie = unlock(server, secret, pin.group(1))
+        cookie = pin_cookie(server, secret, pin.group(1))
         answer = server.get(
             debugger_path(secret, cmd="basket", frm=frame), headers=cookie
         )

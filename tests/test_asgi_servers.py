@@ -6,10 +6,8 @@ and Starlette apps with ``async def`` and ``def`` views.
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,93 +17,22 @@ import ipdebug
 
 from .appservers import (
     Served,
+    gunicorn_uvicorn,
+    is_debugger,
+    open_window_first,
+    uvicorn,
+)
+from .servers import (
     console_output,
     debugger_page,
     debugger_path,
-    flag_path,
-    is_debugger,
-    open_window_first,
-    unlock,
+    pin_cookie,
+    wait_until,
 )
-from .servers import free_port, server_environ, spawn, stop, wait_for_port, wait_until
 
 pytestmark = pytest.mark.server
 
 APPS = "tests.apps.asgi_apps"
-
-
-@contextlib.contextmanager
-def uvicorn(
-    tmp_path: Path,
-    app: str,
-    *args: str,
-    workers: int = 4,
-    name: str = "uvicorn",
-    env: dict[str, str] | None = None,
-) -> Iterator[Served]:
-    """``uvicorn --workers N`` on a free loopback port, always stopped."""
-    port = free_port()
-    flag = flag_path(tmp_path)
-    log = tmp_path / f"{name}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--timeout-graceful-shutdown",
-        "3",
-        *args,
-        app,
-    ]
-    process = spawn(command, environ=server_environ(tmp_path, name, flag, env), log=log)
-    try:
-        wait_for_port(port, process=process, timeout=60)
-        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
-    finally:
-        stop(process)
-
-
-@contextlib.contextmanager
-def gunicorn_uvicorn(
-    tmp_path: Path,
-    app: str,
-    *,
-    name: str = "gunicorn",
-    ipdebug: bool = True,
-    env: dict[str, str] | None = None,
-) -> Iterator[Served]:
-    """gunicorn with 4 uvicorn workers, wrapped by ``-c python:ipdebug.gunicorn``."""
-    port = free_port()
-    flag = flag_path(tmp_path)
-    log = tmp_path / f"{name}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-b",
-        f"127.0.0.1:{port}",
-        "-w",
-        "4",
-        "-k",
-        "uvicorn_worker.UvicornWorker",
-        "--graceful-timeout",
-        "3",
-    ]
-    if ipdebug:
-        command += ["-c", "python:ipdebug.gunicorn"]
-    process = spawn(
-        [*command, app], environ=server_environ(tmp_path, name, flag, env), log=log
-    )
-    try:
-        wait_for_port(port, process=process, timeout=60)
-        yield Served(process=process, log=log, flag=flag, port=port, unix=None)
-    finally:
-        stop(process)
 
 
 SERVERS = [
@@ -151,7 +78,7 @@ def test_thirty_console_commands_answered_by_the_owner(
         secret, _, owner = debugger_page(page)
         frame = view_frame(page.text)
         assert page.header("Cache-Control") == "no-store"
-        cookie = unlock(server, secret, opened.pin)
+        cookie = pin_cookie(server, secret, opened.pin)
         expected = {
             "marker": repr("async-local-42" if path == "/fail" else "sync-local-43"),
             "__import__('os').getpid()": str(owner),
@@ -179,7 +106,8 @@ def test_thirty_console_commands_answered_by_the_owner(
         while not server.audit("debugger.relayed") and asked < 120:
             ask(list(expected) * 2)
             asked += 6
-        time.sleep(0.3)
+        # Each worker writes its audit record after answering.
+        wait_until(lambda: len(server.audit("console.command")) >= asked, timeout=10)
         ran = server.audit("console.command")
         assert len(ran) == asked
         assert {r["pid"] for r in ran} == {owner}
@@ -260,7 +188,7 @@ def test_a_long_command_does_not_block_another_request(tmp_path: Path) -> None:
     opened = open_window_first(tmp_path, "127.0.0.1")
     with uvicorn(tmp_path, f"{APPS}:fastapi_app", workers=1) as server:
         secret, frame, _ = debugger_page(server.get("/fail"))
-        cookie = unlock(server, secret, opened.pin)
+        cookie = pin_cookie(server, secret, opened.pin)
         done = threading.Event()
 
         def slow() -> None:

@@ -19,6 +19,7 @@ from ipdebug.attach import attach_terminal, sessions
 from ipdebug.cli import main
 
 from .conftest import STRANGER, Boom, client, open_window
+from .servers import wait_until
 
 
 def fail_in_background(
@@ -40,11 +41,8 @@ def fail_in_background(
 
 
 def wait_for_session(directory: str, timeout: float = 5) -> str:
-    deadline = time.monotonic() + timeout
-    while not (found := sessions(directory)):
-        assert time.monotonic() < deadline, "no pdb session appeared"
-        time.sleep(0.02)
-    return found[0]
+    wait_until(lambda: bool(sessions(directory)), timeout=timeout, interval=0.02)
+    return sessions(directory)[0]
 
 
 def read_until(sock: socket.socket, marker: bytes) -> bytes:

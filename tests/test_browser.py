@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -18,99 +17,75 @@ import pytest
 import ipdebug
 from ipdebug.stores.file import FileFlagStore
 
-from .servers import ROOT, gunicorn
+from .browser import chromium, new_page, screenshot
+from .servers import gunicorn
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = ROOT / "test-artifacts"
-
 
 def test_pin_prompt_and_console_in_chromium(tmp_path: Path) -> None:
-    assert os.path.exists(CHROMIUM), (
-        f"{CHROMIUM} is missing: install Debian's chromium (scripts/test does)"
-    )
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     with gunicorn(tmp_path, "-w", "4") as server:
         opened = ipdebug.enable("5m", allow=["127.0.0.1"], flag=server.flag, environ={})
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        with chromium() as browser:
+            page = new_page(browser)
+            url = f"http://127.0.0.1:{server.port}/fail"
+            # The window may need up to a second to be seen by a worker.
+            for _ in range(30):
+                response = page.goto(url)
+                if page.locator("div.debugger").count():
+                    break
+                page.wait_for_timeout(100)
+            assert response is not None and response.status == 500
+            expect(page.locator("h1")).to_have_text("ZeroDivisionError")
+            frame = page.locator("div.traceback div.frame").last
+            frame.locator("pre.current").hover()
+            frame.locator("pre.current img").click()
+            prompt = page.locator(".pin-prompt")
+            expect(prompt).to_be_visible()
+            # Where the PIN comes from, and no close button while locked.
+            expect(prompt).to_contain_text("The PIN was printed by ipdebug enable")
+            banner = page.locator(".ipdebug-banner")
+            expect(banner).to_contain_text("ipdebug disable")
+            assert banner.locator("button").count() == 0
+            # Let the prompt finish fading in, as a person typing would:
+            # Werkzeug's fade-in and fade-out animations fight otherwise.
+            page.wait_for_function(
+                "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
             )
-            try:
-                page = browser.new_page(user_agent="ipdebug-test")
-                url = f"http://127.0.0.1:{server.port}/fail"
-                # The window may need up to a second to be seen by a worker.
-                for _ in range(30):
-                    response = page.goto(url)
-                    if page.locator("div.debugger").count():
-                        break
-                    page.wait_for_timeout(100)
-                assert response is not None and response.status == 500
-                expect(page.locator("h1")).to_have_text("ZeroDivisionError")
-                frame = page.locator("div.traceback div.frame").last
-                frame.locator("pre.current").hover()
-                frame.locator("pre.current img").click()
-                prompt = page.locator(".pin-prompt")
-                expect(prompt).to_be_visible()
-                # Where the PIN comes from, and no close button while locked.
-                expect(prompt).to_contain_text("The PIN was printed by ipdebug enable")
-                banner = page.locator(".ipdebug-banner")
-                expect(banner).to_contain_text("ipdebug disable")
-                assert banner.locator("button").count() == 0
-                # Let the prompt finish fading in, as a person typing would:
-                # Werkzeug's fade-in and fade-out animations fight otherwise.
-                page.wait_for_function(
-                    "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
-                )
-                prompt.locator("input[name=pin]").fill(opened.pin)
-                prompt.locator("input[name=btn]").click()
-                expect(prompt).to_be_hidden()
-                console = page.locator("pre.console")  # appended beside the frame
-                command = console.locator("form input")
-                command.fill("1+1")
+            prompt.locator("input[name=pin]").fill(opened.pin)
+            prompt.locator("input[name=btn]").click()
+            expect(prompt).to_be_hidden()
+            console = page.locator("pre.console")  # appended beside the frame
+            command = console.locator("form input")
+            command.fill("1+1")
+            command.press("Enter")
+            expect(console.locator(".output")).to_contain_text(">>> 1+1")
+            expect(console.locator(".output")).to_contain_text(
+                re.compile(r">>> 1\+1\s*2")
+            )
+            # More commands, one after the other as a person types them;
+            # gunicorn closes each connection, so they reach any worker.
+            owner = re.search(r'SECRET = "(\d+)x', page.content())
+            assert owner is not None
+            for n in range(1, 6):
+                command.fill("worker_pid")
                 command.press("Enter")
-                expect(console.locator(".output")).to_contain_text(">>> 1+1")
                 expect(console.locator(".output")).to_contain_text(
-                    re.compile(r">>> 1\+1\s*2")
+                    re.compile(rf"(>>> worker_pid\s*{owner.group(1)}\s*){{{n}}}")
                 )
-                # More commands, one after the other as a person types them;
-                # gunicorn closes each connection, so they reach any worker.
-                owner = re.search(r'SECRET = "(\d+)x', page.content())
-                assert owner is not None
-                for n in range(1, 6):
-                    command.fill("worker_pid")
-                    command.press("Enter")
-                    expect(console.locator(".output")).to_contain_text(
-                        re.compile(rf"(>>> worker_pid\s*{owner.group(1)}\s*){{{n}}}")
-                    )
-                assert (
-                    console.locator(".output").inner_text().count(owner.group(1)) == 5
-                )
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(
-                    path=str(ARTIFACTS / "browser-console.png"), full_page=True
-                )
-                # Unlocked: a reload offers "Close window now", which closes it.
-                page.goto(url)
-                close = page.locator(".ipdebug-banner button")
-                expect(close).to_have_text("Close window now")
-                close.click()
-                expect(page.locator("body")).to_contain_text(
-                    "the debugging window is closed"
-                )
-                assert not ipdebug.status(server.flag, environ={}).enabled
-            finally:
-                browser.close()
+            assert console.locator(".output").inner_text().count(owner.group(1)) == 5
+            screenshot(page, "browser-console.png")
+            # Unlocked: a reload offers "Close window now", which closes it.
+            page.goto(url)
+            close = page.locator(".ipdebug-banner button")
+            expect(close).to_have_text("Close window now")
+            close.click()
+            expect(page.locator("body")).to_contain_text(
+                "the debugging window is closed"
+            )
+            assert not ipdebug.status(server.flag, environ={}).enabled
 
 
 ATTACKER_PAGE = """<!doctype html>
@@ -158,60 +133,52 @@ def test_another_sites_page_cannot_probe_or_trigger_the_debugger(
     127.0.0.2) in the operator's browser neither learns it (the debugger's
     image does not load) nor gets a debugger page rendered for its request.
     """
-    from playwright.sync_api import sync_playwright
-
     with gunicorn(tmp_path, "-w", "2") as server:
         ipdebug.enable("5m", allow=["127.0.0.1"], flag=server.flag, environ={})
         app = f"http://127.0.0.1:{server.port}"
         with (
             attacker_site(ATTACKER_PAGE.format(app=app)) as attacker,
-            sync_playwright() as playwright,
+            chromium() as browser,
         ):
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                page = browser.new_page(user_agent="ipdebug-test")
-                # Control: typed by the operator, the failing page is the
-                # debugger (once every worker has seen the window).
-                for _ in range(30):
-                    page.goto(f"{app}/fail")
-                    if page.locator("div.debugger").count():
-                        break
-                    page.wait_for_timeout(100)
-                assert page.locator("div.debugger").count() == 1
-                # Control: on the app's own page, the image loads.
-                page.goto(f"{app}/")
-                assert (
-                    page.evaluate(
-                        "src => new Promise(done => { const i = new Image();"
-                        " i.onload = () => done('load');"
-                        " i.onerror = () => done('error'); i.src = src; })",
-                        f"{app}/?__debugger__=yes&cmd=resource&f=console.png",
-                    )
-                    == "load"
-                )
-                pages_before = audit_events(server.flag).count("debugger.page")
-
-                page.goto(attacker)
-                page.wait_for_function("document.title.startsWith('probe:')")
-                assert page.title() == "probe:error"
-                victim = page.frame_locator("#victim")
-                victim.locator("body").wait_for()
-                framed = next(f for f in page.frames if f.url.endswith("/fail"))
-                assert "Werkzeug Debugger" not in framed.content()
-                assert "Internal Server Error" in framed.content()
-                # A link followed from the other site: the app's own error.
-                with page.expect_navigation():
-                    page.click("#link")
-                assert "Werkzeug Debugger" not in page.content()
-                assert "Internal Server Error" in page.content()
-                assert audit_events(server.flag).count("debugger.page") == pages_before
-                # Typed again by the operator: the debugger.
+            page = new_page(browser)
+            # Control: typed by the operator, the failing page is the
+            # debugger (once every worker has seen the window).
+            for _ in range(30):
                 page.goto(f"{app}/fail")
-                assert page.locator("div.debugger").count() == 1
-            finally:
-                browser.close()
+                if page.locator("div.debugger").count():
+                    break
+                page.wait_for_timeout(100)
+            assert page.locator("div.debugger").count() == 1
+            # Control: on the app's own page, the image loads.
+            page.goto(f"{app}/")
+            assert (
+                page.evaluate(
+                    "src => new Promise(done => { const i = new Image();"
+                    " i.onload = () => done('load');"
+                    " i.onerror = () => done('error'); i.src = src; })",
+                    f"{app}/?__debugger__=yes&cmd=resource&f=console.png",
+                )
+                == "load"
+            )
+            pages_before = audit_events(server.flag).count("debugger.page")
+
+            page.goto(attacker)
+            page.wait_for_function("document.title.startsWith('probe:')")
+            assert page.title() == "probe:error"
+            victim = page.frame_locator("#victim")
+            victim.locator("body").wait_for()
+            framed = next(f for f in page.frames if f.url.endswith("/fail"))
+            assert "Werkzeug Debugger" not in framed.content()
+            assert "Internal Server Error" in framed.content()
+            # A link followed from the other site: the app's own error.
+            with page.expect_navigation():
+                page.click("#link")
+            assert "Werkzeug Debugger" not in page.content()
+            assert "Internal Server Error" in page.content()
+            assert audit_events(server.flag).count("debugger.page") == pages_before
+            # Typed again by the operator: the debugger.
+            page.goto(f"{app}/fail")
+            assert page.locator("div.debugger").count() == 1
 
 
 def audit_events(flag: str) -> list[str]:
@@ -223,7 +190,7 @@ def test_captured_error_list_pin_and_console_in_chromium(tmp_path: Path) -> None
     """The operator (127.0.0.1) opens a customer's (127.0.0.2) captured
     error from the list, unlocks it and evaluates in its frame.
     """
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from .test_capture_servers import CUSTOMER, spread_from
 
@@ -232,53 +199,42 @@ def test_captured_error_list_pin_and_console_in_chromium(tmp_path: Path) -> None
             "5m", allow=["127.0.0.1"], flag=server.flag, environ={}, capture=True
         )
         page_url = f"http://127.0.0.1:{server.port}/__ipdebug__/errors"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        with chromium() as browser:
+            page = new_page(browser)
+            for _ in range(30):  # until the workers have seen the window
+                replies = spread_from(server.port, ["/customer?v=tenant-42"], CUSTOMER)
+                page.goto(page_url)
+                if page.locator("table a").count():
+                    break
+                page.wait_for_timeout(100)
+            assert replies[0].status == 500
+            assert b"Flask's own page" in replies[0].body
+            expect(page.locator("h1")).to_contain_text("Captured errors")
+            expect(page.locator("table")).to_contain_text(CUSTOMER)
+            page.locator("table a").first.click()
+            expect(page.locator("h1")).to_have_text("OrderFailed")
+            expect(page.locator(".ipdebug-capture")).to_contain_text(
+                "captures the unhandled errors of every client"
             )
-            try:
-                page = browser.new_page(user_agent="ipdebug-test")
-                for _ in range(30):  # until the workers have seen the window
-                    replies = spread_from(
-                        server.port, ["/customer?v=tenant-42"], CUSTOMER
-                    )
-                    page.goto(page_url)
-                    if page.locator("table a").count():
-                        break
-                    page.wait_for_timeout(100)
-                assert replies[0].status == 500
-                assert b"Flask's own page" in replies[0].body
-                expect(page.locator("h1")).to_contain_text("Captured errors")
-                expect(page.locator("table")).to_contain_text(CUSTOMER)
-                page.locator("table a").first.click()
-                expect(page.locator("h1")).to_have_text("OrderFailed")
-                expect(page.locator(".ipdebug-capture")).to_contain_text(
-                    "captures the unhandled errors of every client"
-                )
-                frame = page.locator("div.traceback div.frame").last
-                frame.locator("pre.current").hover()
-                frame.locator("pre.current img").click()
-                prompt = page.locator(".pin-prompt")
-                expect(prompt).to_be_visible()
-                page.wait_for_function(
-                    "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
-                )
-                prompt.locator("input[name=pin]").fill(opened.pin)
-                prompt.locator("input[name=btn]").click()
-                expect(prompt).to_be_hidden()
-                console = page.locator("pre.console")
-                command = console.locator("form input")
-                command.fill("1+1")
-                command.press("Enter")
-                expect(console.locator(".output")).to_contain_text(
-                    re.compile(r">>> 1\+1\s*2")
-                )
-                command.fill("customer_value")
-                command.press("Enter")
-                expect(console.locator(".output")).to_contain_text("'tenant-42'")
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(
-                    path=str(ARTIFACTS / "browser-capture.png"), full_page=True
-                )
-            finally:
-                browser.close()
+            frame = page.locator("div.traceback div.frame").last
+            frame.locator("pre.current").hover()
+            frame.locator("pre.current img").click()
+            prompt = page.locator(".pin-prompt")
+            expect(prompt).to_be_visible()
+            page.wait_for_function(
+                "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
+            )
+            prompt.locator("input[name=pin]").fill(opened.pin)
+            prompt.locator("input[name=btn]").click()
+            expect(prompt).to_be_hidden()
+            console = page.locator("pre.console")
+            command = console.locator("form input")
+            command.fill("1+1")
+            command.press("Enter")
+            expect(console.locator(".output")).to_contain_text(
+                re.compile(r">>> 1\+1\s*2")
+            )
+            command.fill("customer_value")
+            command.press("Enter")
+            expect(console.locator(".output")).to_contain_text("'tenant-42'")
+            screenshot(page, "browser-capture.png")

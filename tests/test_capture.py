@@ -40,6 +40,7 @@ from .conftest import (
     secret_and_frame,
     unlock,
 )
+from .servers import wait_until
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -134,13 +135,6 @@ def bare_outcome(app: t.Any, path: str, addr: str = CUSTOMER) -> tuple[object, .
     except Exception as exc:
         return ("raised", type(exc), str(exc))
     return (response.status, sorted(response.headerlist), response.body)
-
-
-def wait_for(predicate: t.Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_denied_error_is_captured_and_propagates_unchanged(
@@ -385,7 +379,7 @@ def test_audit_events_of_capture(
     opened = open_window(middleware, capture=True)
     with pytest.raises(Boom):
         client(middleware, CUSTOMER).get("/fail")
-    wait_for(lambda: "error.captured" in records.events())
+    wait_until(lambda: "error.captured" in records.events(), timeout=10)
     captured = next(
         r
         for r in records.records
@@ -581,17 +575,9 @@ def test_a_captured_errors_locals_need_the_pin_with_the_native_engine(
         r'SECRET = "([^"]+)"', locked.text
     )
     assert secret is not None
-    assert native_unlock(operator, entry["url"], secret.group(1), opened.pin)
+    url = entry["url"].split("?")[0]
+    assert unlock(operator, secret.group(1), opened.pin, url, "native")["auth"]
     assert "TOKEN=TOK_LIVE_ABCXYZ" in operator.get(entry["url"]).text
-
-
-def native_unlock(app: t.Any, url: str, secret: str, pin: str) -> bool:
-    reply = app.post(
-        url.split("?")[0] + "?__debugger__=yes&cmd=pinauth",
-        {"pin": pin},
-        headers={"X-IPDebug-Secret": secret},
-    )
-    return bool(reply.json["auth"])
 
 
 def test_a_capture_racing_the_end_of_its_window_is_not_kept(

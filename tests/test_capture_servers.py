@@ -28,8 +28,18 @@ import ipdebug
 from ipdebug.cli import main
 from ipdebug.config import state_directory
 
-from .servers import Gunicorn, Reply, gunicorn, request, send_on
-from .test_gunicorn import debugger_path, output
+from .servers import (
+    FLAG_POLL,
+    Gunicorn,
+    Reply,
+    console_output,
+    debugger_path,
+    gunicorn,
+    open_window,
+    request,
+    send_on,
+    wait_until,
+)
 
 pytestmark = pytest.mark.server
 
@@ -81,11 +91,7 @@ def concurrently(port: int, paths: list[str], source: str) -> list[Reply]:
 
 
 def capture_window(server: Gunicorn) -> ipdebug.Enabled:
-    opened = ipdebug.enable(
-        "5m", allow=[OPERATOR], flag=server.flag, environ={}, capture=True
-    )
-    time.sleep(1.1)  # every worker polls the flag at most once a second
-    return opened
+    return open_window(server, OPERATOR, capture=True)
 
 
 def listing(port: int) -> dict[str, t.Any]:
@@ -118,7 +124,7 @@ def evaluate(
         source=source,
         headers={"Cookie": cookies["pin"]},
     )
-    return output(answer).strip().splitlines()[-1], int(secret.split("x")[0])
+    return console_output(answer), int(secret.split("x")[0])
 
 
 def customers_and_operator(
@@ -169,7 +175,7 @@ def customers_and_operator(
     ]
 
     ipdebug.disable(server.flag, environ={})
-    time.sleep(1.1)
+    time.sleep(FLAG_POLL)  # every worker honours the end
     assert cli_errors(server.flag)["errors"] == []
     capture_window(server)
     assert listing(server.port)["errors"] == []
@@ -234,7 +240,7 @@ def test_a_killed_workers_capture_is_410(tmp_path: Path) -> None:
         entries = listing(server.port)["errors"]
         victim = entries[0]["pid"]
         os.kill(victim, 9)
-        time.sleep(0.5)
+        wait_until(lambda: victim not in server.live_workers(), timeout=10)
         for _ in range(4):  # whichever worker answers
             gone = request(server.port, entries[0]["url"], source=OPERATOR)
             assert gone.status == 410, gone.text
@@ -403,7 +409,7 @@ def test_fleet_captures_on_both_instances_one_list_routed_links(tmp_path: Path) 
                         headers=cookie_header(jar),
                     )
                     assert answer.header("X-IPDebug-Instance") == entry["instance"]
-                    values.add(output(answer).strip().splitlines()[-1].strip("'"))
+                    values.add(console_output(answer).strip("'"))
                 assert values == {"pin"} | {f"fleet-{n}" for n in range(6)}
                 # The terminal sees the fleet too (through Redis).
                 assert {e["id"] for e in cli_errors(url)["errors"]} >= {

@@ -16,6 +16,8 @@ import pytest
 from ipdebug.cli import main
 from ipdebug.stores.file import FileFlagStore
 
+from .servers import wait_until
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
@@ -285,7 +287,9 @@ def test_status_after_expiry(
     flag: str, capsys: pytest.CaptureFixture[str], clean_env: None
 ) -> None:
     assert run(capsys, "enable", "--for", "1s", "--flag", flag)[0] == 0
-    time.sleep(1.1)
+    code, out, _ = run(capsys, "status", "--flag", flag)
+    assert code == 0 and "window expired at" not in out
+    wait_until(lambda: "window expired at" in run(capsys, "status", "--flag", flag)[1])
     code, out, _ = run(capsys, "status", "--flag", flag)
     assert code == 0 and "window expired at" in out
 

@@ -17,6 +17,7 @@ from ipdebug import IPDebugMiddleware
 
 from .conftest import client, open_window
 from .servers import gunicorn, request, wait_until
+from .servers import open_window as open_server_window
 
 
 def listening_ports() -> dict[int, set[str]]:
@@ -36,10 +37,7 @@ def test_debugpy_listens_on_loopback_only_after_a_gated_request(tmp_path: Path) 
     import debugpy  # noqa: F401  (a test dependency: fail, do not skip, without it)
 
     with gunicorn(tmp_path, "-w", "2", env={"IPDEBUG_ATTACH_WAIT": "2s"}) as server:
-        ipdebug.enable(
-            "5m", allow=["127.0.0.1"], flag=server.flag, environ={}, attach="debugpy"
-        )
-        time.sleep(1.1)
+        open_server_window(server, "127.0.0.1", attach="debugpy")
         attach_dir = Path(server.flag).parent / "attach"
         before = set(listening_ports())
         for _ in range(4):

@@ -14,7 +14,6 @@ import inspect
 import logging
 import os
 import re
-import time
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,8 +44,19 @@ from .conftest import (
     secret_and_frame,
     unlock,
 )
-from .servers import gunicorn, request, wait_until
-from .test_gunicorn import debugger_page, debugger_path, output, pin_cookie, spread
+from .servers import (
+    console_output,
+    debugger_page,
+    debugger_path,
+    gunicorn,
+    pin_cookie,
+    request,
+    spread,
+    wait_until,
+)
+from .servers import (
+    open_window as open_server_window,
+)
 
 SETTINGS_MODULE = "examples.djangoproject.settings"
 SORRY = b"Sorry, something broke on our side. We have been told.\n"
@@ -477,10 +487,9 @@ def test_gunicorn_console_across_workers_and_djangos_own_500_for_others(
             name="bare",
         ) as bare,
     ):
-        opened = ipdebug.enable("5m", allow=[OPERATOR], flag=server.flag, environ={})
-        time.sleep(1.1)  # every worker polls the flag at most once a second
-        secret, frame, owner = debugger_page(server)
-        cookie = {"Cookie": pin_cookie(server, secret, opened.pin)}
+        opened = open_server_window(server, OPERATOR)
+        secret, frame, owner = debugger_page(server.get("/fail"))
+        cookie = pin_cookie(server, secret, opened.pin)
         expected = {
             "basket": "{'apples': 3, 'pears': 0}",
             "request.path": "'/fail'",
@@ -494,7 +503,7 @@ def test_gunicorn_console_across_workers_and_djangos_own_500_for_others(
                 cookie,
             )
             for (command, want), reply in zip(expected.items(), replies, strict=True):
-                assert output(reply).strip().splitlines()[-1] == want, command
+                assert console_output(reply) == want, command
         # Some console requests reached another worker, which relayed them.
         wait_until(lambda: "event=debugger.relayed" in server.log_text())
         assert "already uses IPDebugMiddleware; not wrapping it again" in (
@@ -523,8 +532,7 @@ def test_gunicorn_hook_with_djangos_own_wsgi_application(tmp_path: Path) -> None
         app="django.core.wsgi:get_wsgi_application()",
         env={ENVIRONMENT_VARIABLE: SETTINGS_MODULE, "IPDEBUG_ALLOW": "127.0.0.0/8"},
     ) as server:
-        ipdebug.enable("5m", allow=[OPERATOR, STRANGER], flag=server.flag, environ={})
-        time.sleep(1.1)
-        debugger_page(server)
+        open_server_window(server, OPERATOR, STRANGER)
+        debugger_page(server.get("/fail"))
         got = request(server.port, "/fail", source=STRANGER)
         assert (got.status, got.body) == (500, SORRY)

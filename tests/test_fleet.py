@@ -6,17 +6,22 @@ instance that rendered the page, and a misrouted one gets a clear answer.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
 
-import ipdebug
-
 from .nginx import nginx
-from .servers import ROOT, free_port, gunicorn, request
-from .test_gunicorn import debugger_path, output
-from .test_native_gunicorn import post, result
+from .servers import (
+    ROOT,
+    console_output,
+    debugger_path,
+    free_port,
+    gunicorn,
+    native_result,
+    open_window,
+    post,
+    request,
+)
 
 pytestmark = pytest.mark.server
 
@@ -63,8 +68,7 @@ def test_console_requests_follow_the_route_cookie(tmp_path: Path) -> None:
             tmp_path, [], http=fleet_config(a.port, b.port, listen), listen=[listen]
         ) as proxy:
             (port,) = proxy.ports
-            opened = ipdebug.enable("5m", allow=[OPERATOR], flag=a.flag, environ={})
-            time.sleep(1.1)
+            opened = open_window(a, OPERATOR)
             # Pages are balanced: both instances render some.
             owners = set()
             for _ in range(4):
@@ -98,7 +102,7 @@ def test_console_requests_follow_the_route_cookie(tmp_path: Path) -> None:
                     headers=cookie_header(jar),
                 )
                 assert reply.header("X-IPDebug-Instance") == instance
-                assert output(reply).strip().splitlines()[-1] == str(owner_pid)
+                assert console_output(reply) == str(owner_pid)
 
             # Without the cookie, or sent to the other instance, the answer
             # says where the traceback is.
@@ -129,8 +133,7 @@ def test_native_console_posts_follow_the_route_cookie(tmp_path: Path) -> None:
             tmp_path, [], http=fleet_config(a.port, b.port, listen), listen=[listen]
         ) as proxy:
             (port,) = proxy.ports
-            opened = ipdebug.enable("5m", allow=[OPERATOR], flag=a.flag, environ={})
-            time.sleep(1.1)
+            opened = open_window(a, OPERATOR)
             page = request(port, "/fail", source=OPERATOR)
             assert page.status == 500 and 'data-engine="native"' in page.text
             jar: dict[str, str] = {}
@@ -162,7 +165,7 @@ def test_native_console_posts_follow_the_route_cookie(tmp_path: Path) -> None:
                     headers={**headers, **cookie_header(jar)},
                 )
                 assert reply.header("X-IPDebug-Instance") == instance
-                assert result(reply) == str(owner_pid)
+                assert native_result(reply) == str(owner_pid)
             other = b if instance == "a" else a
             misrouted = post(
                 other.port,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
 import signal
 import time
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +15,18 @@ import pytest
 import ipdebug
 from ipdebug.stores.file import FileFlagStore
 
-from .servers import Gunicorn, Reply, gunicorn, request, spread, wait_until
+from .servers import (
+    console_output,
+    console_text,
+    debugger_page,
+    debugger_path,
+    gunicorn,
+    open_window,
+    pin_cookie,
+    request,
+    spread,
+    wait_until,
+)
 
 pytestmark = pytest.mark.server
 
@@ -29,60 +38,16 @@ WORKER_MODES = [
 ]
 
 
-def open_window(
-    server: Gunicorn, allow: str = "127.0.0.1", **options: object
-) -> ipdebug.Enabled:
-    opened = ipdebug.enable(
-        "5m", allow=[allow], flag=server.flag, environ={}, **options
-    )  # type: ignore[arg-type]
-    time.sleep(1.1)  # every worker polls the flag at most once a second
-    return opened
-
-
-def debugger_page(
-    server: Gunicorn, headers: dict[str, str] | None = None
-) -> tuple[str, str, int]:
-    """Trigger the failing view; return (secret, frame id, owner pid)."""
-    page = request(server.port, "/fail", headers=headers)
-    assert page.status == 500 and "Werkzeug Debugger" in page.text, page.text[:300]
-    secret = re.search(r'SECRET = "([^"]+)"', page.text)
-    frames = re.findall(r'<div class="frame" id="frame-(\d+)">', page.text)
-    assert secret and frames
-    return secret.group(1), frames[-1], int(secret.group(1).split("x")[0])
-
-
-def debugger_path(secret: str, **params: str) -> str:
-    return "/?" + urllib.parse.urlencode({"__debugger__": "yes", "s": secret, **params})
-
-
-def pin_cookie(
-    server: Gunicorn, secret: str, pin: str, headers: dict[str, str] | None = None
-) -> str:
-    reply = request(
-        server.port, debugger_path(secret, cmd="pinauth", pin=pin), headers=headers
-    )
-    assert reply.status == 200 and reply.text == '{"auth": true, "exhausted": false}'
-    cookie = reply.header("Set-Cookie")
-    assert cookie
-    return cookie.split(";")[0]
-
-
-def output(reply: Reply) -> str:
-    """The console's answer, as text."""
-    assert reply.status == 200, reply.text
-    return html.unescape(re.sub(r"<[^>]+>", "", reply.text))
-
-
 @pytest.mark.parametrize("mode", WORKER_MODES)
 def test_console_works_whichever_worker_accepts(
     tmp_path: Path, mode: list[str]
 ) -> None:
     with gunicorn(tmp_path, *mode) as server:
         opened = open_window(server)
-        secret, frame, owner = debugger_page(server)
+        secret, frame, owner = debugger_page(server.get("/fail"))
         assert owner in server.worker_pids()
-        cookie = {"Cookie": pin_cookie(server, secret, opened.pin)}
-        assert "x = 6*7" in output(
+        cookie = pin_cookie(server, secret, opened.pin)
+        assert "x = 6*7" in console_text(
             request(
                 server.port,
                 debugger_path(secret, cmd="x = 6*7", frm=frame),
@@ -105,7 +70,7 @@ def test_console_works_whichever_worker_accepts(
                 cookie,
             )
             for command, reply in zip(chunk, replies, strict=True):
-                assert output(reply).strip().splitlines()[-1] == expected[command], (
+                assert console_output(reply) == expected[command], (
                     command,
                     reply.text,
                 )
@@ -192,8 +157,8 @@ def test_disable_reaches_every_worker_within_a_second_and_sockets_go(
 def test_a_traceback_of_a_killed_worker_gets_a_clear_answer(tmp_path: Path) -> None:
     with gunicorn(tmp_path, "-w", "4") as server:
         opened = open_window(server)
-        secret, frame, owner = debugger_page(server)
-        cookie = {"Cookie": pin_cookie(server, secret, opened.pin)}
+        secret, frame, owner = debugger_page(server.get("/fail"))
+        cookie = pin_cookie(server, secret, opened.pin)
         os.kill(owner, signal.SIGKILL)
         wait_until(lambda: len(server.worker_pids() - {owner}) >= 4, timeout=10)
         for reply in spread(
@@ -244,7 +209,7 @@ def test_ten_wrong_pins_spread_over_workers_lock_all_of_them(tmp_path: Path) -> 
             assert reply.text == '{"auth": false, "exhausted": true}'
         # A new window ends the lockout.
         fresh = open_window(server)
-        secret, _, _ = debugger_page(server)
+        secret, _, _ = debugger_page(server.get("/fail"))
         assert pin_cookie(server, secret, fresh.pin)
 
 

@@ -7,8 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from .servers import ROOT, gunicorn, request, spread
-from .test_gunicorn import debugger_page, debugger_path, open_window, output, pin_cookie
+from .servers import (
+    ROOT,
+    console_output,
+    console_text,
+    debugger_page,
+    debugger_path,
+    gunicorn,
+    open_window,
+    pin_cookie,
+    request,
+    spread,
+)
 
 pytestmark = pytest.mark.server
 
@@ -22,19 +32,19 @@ def test_install_into_an_existing_config_keeps_its_hooks(tmp_path: Path) -> None
     with gunicorn(
         tmp_path, "-c", config, ipdebug=False, env={"IPDEBUG_ALLOW": "198.51.100.0/24"}
     ) as server:
-        opened = open_window(server, allow="198.51.100.7")
+        opened = open_window(server, "198.51.100.7")
         # Direct, without the proxy's header: denied (a proxy that sent no
         # header cannot vouch for anyone).
         assert "Werkzeug Debugger" not in request(server.port, "/fail").text
-        secret, frame, owner = debugger_page(server, operator)
+        secret, frame, owner = debugger_page(server.get("/fail", headers=operator))
         cookie = {
-            "Cookie": pin_cookie(server, secret, opened.pin, operator),
+            **pin_cookie(server, secret, opened.pin, headers=operator),
             **operator,
         }
         for _ in range(2):
             paths = [debugger_path(secret, cmd="os.getpid()", frm=frame)] * 4
             for reply in spread(server.port, paths, cookie):
-                assert output(reply).strip().splitlines()[-1] == str(owner)
+                assert console_output(reply) == str(owner)
         log = server.log_text()
         # The config's own hook ran in every worker, before ipdebug's.
         assert len(re.findall(r"worker \d+ ready", log)) == 4
@@ -52,13 +62,13 @@ def test_an_app_that_wraps_itself_is_not_wrapped_twice(tmp_path: Path) -> None:
         secret = re.search(r'SECRET = "([^"]+)"', page.text)
         frames = re.findall(r'<div class="frame" id="frame-(\d+)">', page.text)
         assert secret and frames
-        cookie = {"Cookie": pin_cookie(server, secret.group(1), opened.pin)}
+        cookie = pin_cookie(server, secret.group(1), opened.pin)
         for reply in spread(
             server.port,
             [debugger_path(secret.group(1), cmd="basket", frm=frames[-1])] * 4,
             cookie,
         ):
-            assert "'apples': 3" in output(reply)
+            assert "'apples': 3" in console_text(reply)
         assert server.log_text().count("already uses IPDebugMiddleware") == 4
         # Everyone else gets the shop's own error page.
         other = request(server.port, "/checkout", source="127.0.0.2")

@@ -39,7 +39,7 @@ from ipdebug.stores.file import MAX_AUDIT_BYTES, FileFlagStore
 from .conftest import Records, client, debugger_get, open_window, plain_app
 from .localuser import PlantedSocket, User, attacker, connect_as, run_as
 from .localuser import shared_directory as _shared_directory
-from .servers import gunicorn, request
+from .servers import FLAG_POLL, gunicorn, request
 
 FAKE_PAGE = b"<script>steal()</script>"
 
@@ -131,7 +131,7 @@ def test_gunicorn_relays_nothing_to_a_planted_relay_directory(
         _close(app)
         with gunicorn(tmp_path, "-w", "2", env={"IPDEBUG_FLAG": flag}) as server:
             opened = ipdebug.enable("5m", allow=["127.0.0.1"], flag=flag, environ={})
-            time.sleep(1.1)  # every worker polls the flag at most once a second
+            time.sleep(FLAG_POLL)  # every worker honours the window
             page = request(server.port, "/fail")
             assert page.status == 500 and "Werkzeug Debugger" in page.text
             secret = re.search(r'SECRET = "([^"]+)"', page.text)

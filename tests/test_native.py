@@ -27,15 +27,15 @@ from ipdebug.debugger.engines.native.wire import MAX_BODY
 from .conftest import (
     HOST,
     OPERATOR,
+    SECRET_HEADER,
     STRANGER,
     Payload,
     client,
     open_window,
     secret_and_frame,
+    unlock,
 )
 from .servers import ROOT
-
-SECRET_HEADER = "X-IPDebug-Secret"
 
 # Exception groups, notes and column positions are Python 3.11+ (the project
 # supports 3.10, where the native engine shows the rest of the story).
@@ -134,7 +134,7 @@ def post(
 
 def unlocked(app: TestApp, path: str, pin: str) -> tuple[str, str]:
     secret, frame = secret_and_frame(page_of(app, path))
-    assert post(app, "pinauth", secret, pin=pin).json == {
+    assert unlock(app, secret, pin, engine="native") == {
         "auth": True,
         "exhausted": False,
     }

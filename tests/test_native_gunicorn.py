@@ -4,8 +4,6 @@ POST, and an access log that never records the PIN or console input.
 
 from __future__ import annotations
 
-import html
-import http.client
 import json
 import re
 import socket
@@ -16,8 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from .servers import Gunicorn, Reply, gunicorn, request
-from .test_gunicorn import open_window
+from .servers import (
+    Gunicorn,
+    Reply,
+    gunicorn,
+    native_result,
+    open_window,
+    request,
+)
 
 pytestmark = pytest.mark.server
 
@@ -51,34 +55,6 @@ def post_on(
     return Reply(response.status, response.getheaders(), response.read())
 
 
-def post(
-    port: int,
-    path: str,
-    fields: dict[str, str],
-    *,
-    source: str = "127.0.0.1",
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    """One form POST on a new connection from ``source``."""
-    conn = http.client.HTTPConnection(
-        "127.0.0.1", port, timeout=30, source_address=(source, 0)
-    )
-    try:
-        conn.request(
-            "POST",
-            path,
-            body=urllib.parse.urlencode(fields),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                **(headers or {}),
-            },
-        )
-        response = conn.getresponse()
-        return Reply(response.status, response.getheaders(), response.read())
-    finally:
-        conn.close()
-
-
 def post_spread(
     port: int, cmd: str, bodies: list[dict[str, str]], headers: dict[str, str]
 ) -> list[Reply]:
@@ -95,13 +71,6 @@ def post_spread(
     finally:
         for sock in socks:
             sock.close()
-
-
-def result(reply: Reply) -> str:
-    assert reply.status == 200, reply.text
-    found = re.search(r'<pre class="result">(.*?)</pre>', reply.text, re.S)
-    assert found, reply.text
-    return html.unescape(found.group(1))
 
 
 def test_native_console_across_workers_and_nothing_secret_in_the_access_log(
@@ -141,7 +110,7 @@ def test_native_console_across_workers_and_nothing_secret_in_the_access_log(
             [{"frm": frame, "code": "console_marker = 'INPUT-MARKER-51'\nx = 6*7\nx"}],
             headers,
         )
-        assert result(first) == "42"
+        assert native_result(first) == "42"
         commands = ["x", "worker_pid", "console_marker", "x + 1"] * 4
         expected = {
             "x": "42",
@@ -155,7 +124,7 @@ def test_native_console_across_workers_and_nothing_secret_in_the_access_log(
                 server.port, "eval", [{"frm": frame, "code": c} for c in chunk], headers
             )
             for command, reply in zip(chunk, replies, strict=True):
-                assert result(reply) == expected[command], (command, reply.text)
+                assert native_result(reply) == expected[command], (command, reply.text)
                 assert reply.header("Cache-Control") == "no-store"
         # JSON for an API client, and its page, from whichever worker.
         api = request(server.port, "/fail", headers={"Accept": "application/json"})

@@ -18,12 +18,19 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-import ipdebug
-
 from .conftest import secret_and_frame
 from .nginx import PROXY_HEADERS, Site, nginx
-from .servers import Gunicorn, Reply, gunicorn, request, wait_until
-from .test_gunicorn import debugger_path, output
+from .servers import (
+    Gunicorn,
+    Reply,
+    console_output,
+    debugger_path,
+    gunicorn,
+    open_window,
+    pin_cookie,
+    request,
+    wait_until,
+)
 
 pytestmark = pytest.mark.server
 
@@ -60,8 +67,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ],
         ) as proxy,
     ):
-        opened = ipdebug.enable("5m", allow=[OPERATOR], flag=server.flag, environ={})
-        time.sleep(1.1)  # every worker polls the flag at most once a second
+        opened = open_window(server, OPERATOR)
         yield Stack(
             server=server,
             bare=bare,
@@ -97,26 +103,17 @@ def without_date(reply: Reply) -> tuple[int, list[tuple[str, str]], bytes]:
     return reply.status, headers, reply.body
 
 
-def unlock(port: int, secret: str, pin: str) -> str:
-    """The operator enters the PIN; return the cookie it earns."""
-    reply = request(
-        port, debugger_path(secret, cmd="pinauth", pin=pin), source=OPERATOR
-    )
-    assert reply.status == 200, reply.text
-    assert reply.text == '{"auth": true, "exhausted": false}'
-    assert reply.header("Cache-Control") == "no-store"
-    cookie = reply.header("Set-Cookie")
-    assert cookie
-    return cookie.split(";")[0]
-
-
 @pytest.fixture(scope="module")
 def session(stack: Stack) -> tuple[str, str, str]:
     """The operator's debugger secret, frame id and unlock cookie."""
     secret, frame = secret_and_frame(
         request(stack.nginx, "/fail", source=OPERATOR).text
     )
-    return secret, frame, unlock(stack.nginx, secret, stack.pin)
+    return (
+        secret,
+        frame,
+        pin_cookie(stack.nginx, secret, stack.pin, source=OPERATOR)["Cookie"],
+    )
 
 
 def test_the_operator_gets_the_debugger_and_its_console_through_nginx(
@@ -126,7 +123,7 @@ def test_the_operator_gets_the_debugger_and_its_console_through_nginx(
     assert gated(page), page.text[:300]
     assert page.header("Cache-Control") == "no-store"
     secret, frame = secret_and_frame(page.text)
-    cookie = {"Cookie": unlock(stack.nginx, secret, stack.pin)}
+    cookie = pin_cookie(stack.nginx, secret, stack.pin, source=OPERATOR)
     # nginx opens a new upstream connection per request, so the console
     # request may land on another worker and go through the relay.
     answer = request(
@@ -136,7 +133,7 @@ def test_the_operator_gets_the_debugger_and_its_console_through_nginx(
         headers=cookie,
     )
     assert answer.header("Cache-Control") == "no-store"
-    assert output(answer).strip().splitlines()[-1] == "2"
+    assert console_output(answer) == "2"
     # ipdebug resolved the client nginx saw, not nginx itself.
     events = ("debugger.page", "pin.success", "console.command")
     wait_until(

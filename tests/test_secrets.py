@@ -15,8 +15,15 @@ import pytest
 
 import ipdebug
 
-from .servers import gunicorn, request, spread
-from .test_gunicorn import debugger_page, debugger_path, open_window, pin_cookie
+from .servers import (
+    debugger_page,
+    debugger_path,
+    gunicorn,
+    open_window,
+    pin_cookie,
+    request,
+    spread,
+)
 
 pytestmark = pytest.mark.server
 
@@ -41,13 +48,13 @@ def test_secrets_stay_secret_under_gunicorn(tmp_path: Path) -> None:
     with gunicorn(tmp_path, "-w", "4") as server:
         opened = open_window(server)
         digits = opened.pin.replace("-", "")
-        secret, frame, _ = debugger_page(server)
+        secret, frame, _ = debugger_page(server.get("/fail"))
         # Wrong PINs, then the right one, then console work.
         for _ in range(3):
             request(
                 server.port, debugger_path(secret, cmd="pinauth", pin="123-456-789")
             )
-        cookie = {"Cookie": pin_cookie(server, secret, opened.pin)}
+        cookie = pin_cookie(server, secret, opened.pin)
         debugger_responses = [
             request(
                 server.port,

@@ -33,19 +33,15 @@ from pathlib import Path
 
 import pytest
 
-from .appservers import (
-    Served,
+from .appservers import Served, is_debugger, open_window_first, remote_addr, serve
+from .servers import (
+    Reply,
     console_output,
     debugger_page,
     debugger_path,
-    is_debugger,
     open_window,
-    open_window_first,
-    remote_addr,
-    serve,
-    unlock,
+    pin_cookie,
 )
-from .servers import Reply
 
 pytestmark = pytest.mark.server
 
@@ -280,7 +276,7 @@ def test_console_works_whichever_process_accepts(
         workers = worker_pids(server)
         assert len(workers) == 4 and owner in workers
         assert owner != server.process.pid  # the master serves no request
-        cookie = unlock(server, secret, opened.pin)
+        cookie = pin_cookie(server, secret, opened.pin)
         first = server.get(
             debugger_path(secret, cmd="x = 6*7", frm=frame), headers=cookie
         )

@@ -34,17 +34,13 @@ from pathlib import Path
 
 import pytest
 
-from .appservers import (
-    Served,
+from .appservers import Served, is_debugger, open_window_first, remote_addr, serve
+from .servers import (
     console_output,
     debugger_page,
     debugger_path,
-    is_debugger,
     open_window,
-    open_window_first,
-    remote_addr,
-    serve,
-    unlock,
+    pin_cookie,
 )
 
 pytestmark = pytest.mark.server
@@ -288,7 +284,7 @@ def test_pin_and_console_under_waitress_threads(tmp_path: Path) -> None:
         assert locked.status == 403 and "enter the PIN" in locked.text
         wrong = server.get(debugger_path(secret, cmd="pinauth", pin="000-000-000"))
         assert wrong.text == '{"auth": false, "exhausted": false}'
-        cookie = unlock(server, secret, opened.pin)
+        cookie = pin_cookie(server, secret, opened.pin)
         first = server.get(
             debugger_path(secret, cmd="x = 6*7", frm=frame), headers=cookie
         )
