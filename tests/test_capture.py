@@ -753,13 +753,13 @@ def test_the_writer_records_captures_after_it_parked(
 
     with pytest.raises(Boom):
         client(middleware, CUSTOMER).get("/fail")
-    wait_for(lambda: captured() == 1)
+    wait_until(lambda: captured() == 1)
     writer = middleware.captures._writer
     assert writer is not None
-    wait_for(lambda: writer._parked, timeout=PARK_AFTER + 10)
+    wait_until(lambda: writer._parked, timeout=PARK_AFTER + 10)
     with pytest.raises(Boom):
         client(middleware, CUSTOMER).get("/fail")
-    wait_for(lambda: captured() == 2)
+    wait_until(lambda: captured() == 2)
     assert len(middleware.captures) == 2
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from ipdebug.audit import LogOnce
 from ipdebug.config import load_settings
-from ipdebug.flag import Window
 from ipdebug.gate import CACHE_BYTES, CACHE_SIZE, WindowGate, make_window_gate
 from ipdebug.pin import PinHash
+from ipdebug.stores.window import Window
 
 from .conftest import Records
 

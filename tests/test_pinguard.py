@@ -16,10 +16,10 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from ipdebug.audit import Auditor
-from ipdebug.filestore import FileFlagStore
-from ipdebug.flag import Window
+from ipdebug.debugger.pinguard import PinGuard, cookie_name, cookie_value
 from ipdebug.pin import MAX_PIN_FAILURES, PinHash
-from ipdebug.pinguard import PinGuard, cookie_name, cookie_value
+from ipdebug.stores.file import FileFlagStore
+from ipdebug.stores.window import Window
 
 from .conftest import Records
 

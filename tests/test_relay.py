@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ipdebug.private import NotPrivate
-from ipdebug.relay import (
+from ipdebug.debugger.relay import (
     MAX_HANDLERS,
     MESSAGE_KEY,
     Answer,
@@ -29,6 +28,8 @@ from ipdebug.relay import (
     ask_all,
     owner_pid,
 )
+from ipdebug.errors import RelayError
+from ipdebug.private import NotPrivate
 
 from .conftest import Records
 from .servers import wait_until
@@ -272,7 +273,7 @@ def test_a_failing_handler_closes_the_connection_and_is_logged(
     owner = Relay(str(tmp_path / "relay"), handler=broken, still_open=lambda: True)
     owner.start()
     try:
-        with pytest.raises(ConnectionError, match="closed early"):
+        with pytest.raises(RelayError, match="closed early"):
             forwarder(owner.directory).forward(PID, {})
         assert owner.listening  # one bad request does not stop the listener
     finally:

@@ -11,10 +11,10 @@ import re
 import threading
 import warnings
 
-from ipdebug.flag import Window
+from ipdebug.debugger.relay import owner_pid
+from ipdebug.debugger.sessions import Session, Sessions
 from ipdebug.pin import PinHash
-from ipdebug.relay import owner_pid
-from ipdebug.sessions import Session, Sessions
+from ipdebug.stores.window import Window
 
 PIN = PinHash.create("123-456-789")
 SECRET = re.compile(r"(\d+)x([0-9a-f]{32})~(.+)")
