@@ -17,9 +17,9 @@ import pytest
 
 import ipdebug
 
-from .appservers import console_output, debugger_path, flag_path, unlock
+from .appservers import flag_path, uvicorn
+from .servers import console_output, debugger_path, pin_cookie
 from .test_asgi_frameworks import frame_of
-from .test_asgi_servers import uvicorn
 
 pytestmark = pytest.mark.server
 
@@ -94,7 +94,7 @@ def test_swallowed_errors_of_customers_are_captured(
         secret = page.text.split('SECRET = "', 1)[1].split('"', 1)[0]
         assert int(secret.split("x")[0]) == entry["pid"]  # its worker drew it
         frame = frame_of(page.text, filename)
-        cookie = unlock(server, secret, opened.pin)
+        cookie = pin_cookie(server, secret, opened.pin)
         answer = console_output(
             server.get(debugger_path(secret, cmd=local, frm=frame), headers=cookie)
         )
