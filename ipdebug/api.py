@@ -98,14 +98,14 @@ def enable(
     :param attach: ``"pdb"``: the next unhandled exception of a gated-in
         request waits for ``ipdebug attach`` (a post-mortem pdb over a unix
         socket) before the browser page; ``"debugpy"``: gated-in requests
-        start debugpy on 127.0.0.1 for an IDE (see the README).
+        start debugpy on 127.0.0.1 for an IDE (see docs/attach.md).
     :param allow_everyone: required when ``allow`` holds a network that is
         everyone in practice (a prefix shorter than /8, such as
         ``0.0.0.0/0``): **every client that reaches the app then gets the
         debugger, behind nothing but the PIN**. Audited.
     :param capture: also capture the unhandled errors of every client that
         is not gated in, for the gated-in operator to open live at
-        ``errors_path`` (see the README, "Capture: other clients' errors").
+        ``errors_path`` (see docs/capture.md).
         **The operator then sees other clients' data in those frames.**
     :raises ConfigError: for a bad duration or address, an allowlist
         covering everyone without ``allow_everyone``, or an operator's name

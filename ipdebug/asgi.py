@@ -33,7 +33,7 @@ decides nothing about security itself.
 
 **Security:** the debugger runs arbitrary Python in the server process.
 Under uvicorn, configure exactly one trusted walk of ``X-Forwarded-For``:
-see the README section on ASGI (``--no-proxy-headers`` with
+see docs/asgi.md (``--no-proxy-headers`` with
 ``trusted_proxies``, never ``--forwarded-allow-ips '*'``).
 """
 

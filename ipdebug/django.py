@@ -227,7 +227,7 @@ def check_settings(**kwargs: object) -> list[checks.CheckMessage]:
         return [
             checks.Error(
                 f"ipdebug would refuse to start: {exc}",
-                hint="Fix the value (or the setting's name); see the README's Configuration table.",
+                hint="Fix the value (or the setting's name); see the configuration page of the documentation (docs/configuration.md).",
                 id="ipdebug.E001",
             )
         ]

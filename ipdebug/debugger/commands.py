@@ -129,7 +129,7 @@ class Commands:
                 421,
                 f"this traceback belongs to instance {owner!r} but the request "
                 f"reached {self.settings.instance!r}: route __debugger__ requests by the "
-                f"{ROUTE_COOKIE} cookie (see the README on fleets), or reload "
+                f"{ROUTE_COOKIE} cookie (see docs/fleet.md, Behind a load balancer), or reload "
                 "the failing page",
                 client,
             )

@@ -142,7 +142,7 @@ class ErrorPages:
 
     def url_for(self, entry: dict[str, object], script_name: str = "") -> str:
         """The link to a capture; ``ipdebug_route`` names the instance that
-        holds it, for the load balancer (see the README on fleets).
+        holds it, for the load balancer (see docs/fleet.md, "Behind a load balancer").
         """
         route = quote(str(entry.get("instance", "")), safe="")
         return f"{script_name}{self._prefix}{quote(str(entry['id']), safe='')}?ipdebug_route={route}"
@@ -230,8 +230,8 @@ class ErrorPages:
             return self._refuse(
                 421,
                 f"this capture is held by instance {route!r} but the request reached "
-                f"{self.instance!r}: route requests by ipdebug_route (see the README on "
-                "fleets)",
+                f"{self.instance!r}: route requests by ipdebug_route (see docs/fleet.md, "
+                '"Behind a load balancer")',
                 client,
             )
         capture = self.captures.get(capture_id, window)

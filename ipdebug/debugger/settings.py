@@ -22,7 +22,7 @@ if t.TYPE_CHECKING:
     from ..stores import Window
 
 #: Set on debugger pages: a load balancer routes ``__debugger__`` requests
-#: to the instance it names (see the README on fleets).
+#: to the instance it names (see docs/fleet.md, Behind a load balancer).
 ROUTE_COOKIE = "ipdebug_route"
 #: The response header naming the instance that answered.
 INSTANCE_HEADER = "X-IPDebug-Instance"

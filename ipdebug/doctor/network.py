@@ -98,7 +98,7 @@ def check_forwarding(
     The evidence: a reverse proxy process on this host (``proxies``: their
     labels), or audit records marked ``"forwarded": true``. **Limits:** the
     audit trail has that field only where the middleware writes it (see the
-    README); a proxy on another host (a load balancer) is not visible here.
+    documentation); a proxy on another host (a load balancer) is not visible here.
     """
     if settings.trusted_proxies:
         return []

@@ -45,7 +45,7 @@ multiprocessing) starts its own instead of sharing its parent's.
 
 **Security: whoever can write the key can open the debugger to any address
 they like, on every host.** Protect it as you would a deploy key: a
-password (an ACL user limited to the key, see the README), TLS when Redis is
+password (an ACL user limited to the key, see docs/fleet.md), TLS when Redis is
 not on a private network, and never a Redis that clients of the app can
 reach. Whoever can read the key can try PINs offline against its scrypt
 hash. The password is never shown in messages, logs or ``repr``: the store's
@@ -356,7 +356,7 @@ class RedisFlagStore:
         try:
             pipe = self._client().pipeline(transaction=True)
             # INCR and DECR by name: redis-py's incr() sends INCRBY, which
-            # the README's least-privilege ACL (+incr +decr) does not allow.
+            # the documented least-privilege ACL (docs/fleet.md) (+incr +decr) does not allow.
             pipe.execute_command("INCR" if step > 0 else "DECR", counter)  # type: ignore[no-untyped-call]
             pipe.pexpire(counter, max(1000, math.ceil(remaining * 1000)))
             count, _ = pipe.execute()
