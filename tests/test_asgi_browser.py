@@ -13,7 +13,7 @@ import pytest
 import ipdebug
 
 from .appservers import uvicorn
-from .browser import chromium, new_page, screenshot
+from .browser import chromium, enter_pin, new_page, pin_prompt, screenshot
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -37,17 +37,7 @@ def test_fastapi_console_in_chromium(tmp_path: Path) -> None:
         expect(page.locator("h1")).to_have_text("Boom")
         frame = page.locator("div.traceback div.frame").filter(has_text="asgi_apps.py")
         expect(frame).to_have_count(1)
-        frame.locator("pre.current").hover()
-        frame.locator("pre.current img").click()
-        prompt = page.locator(".pin-prompt")
-        expect(prompt).to_be_visible()
-        page.wait_for_function(
-            "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
-        )
-        prompt.locator("input[name=pin]").fill(opened.pin)
-        prompt.locator("input[name=btn]").click()
-        expect(prompt).to_be_hidden()
-        console = page.locator("pre.console")
+        console = enter_pin(page, pin_prompt(page, frame), opened.pin)
         command = console.locator("form input")
         command.fill("1+1")
         command.press("Enter")

@@ -17,7 +17,7 @@ import pytest
 import ipdebug
 from ipdebug.stores.file import FileFlagStore
 
-from .browser import chromium, new_page, screenshot
+from .browser import chromium, enter_pin, new_page, pin_prompt, screenshot
 from .servers import gunicorn
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
@@ -39,25 +39,13 @@ def test_pin_prompt_and_console_in_chromium(tmp_path: Path) -> None:
                 page.wait_for_timeout(100)
             assert response is not None and response.status == 500
             expect(page.locator("h1")).to_have_text("ZeroDivisionError")
-            frame = page.locator("div.traceback div.frame").last
-            frame.locator("pre.current").hover()
-            frame.locator("pre.current img").click()
-            prompt = page.locator(".pin-prompt")
-            expect(prompt).to_be_visible()
+            prompt = pin_prompt(page, page.locator("div.traceback div.frame").last)
             # Where the PIN comes from, and no close button while locked.
             expect(prompt).to_contain_text("The PIN was printed by ipdebug enable")
             banner = page.locator(".ipdebug-banner")
             expect(banner).to_contain_text("ipdebug disable")
             assert banner.locator("button").count() == 0
-            # Let the prompt finish fading in, as a person typing would:
-            # Werkzeug's fade-in and fade-out animations fight otherwise.
-            page.wait_for_function(
-                "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
-            )
-            prompt.locator("input[name=pin]").fill(opened.pin)
-            prompt.locator("input[name=btn]").click()
-            expect(prompt).to_be_hidden()
-            console = page.locator("pre.console")  # appended beside the frame
+            console = enter_pin(page, prompt, opened.pin)
             command = console.locator("form input")
             command.fill("1+1")
             command.press("Enter")
@@ -216,18 +204,8 @@ def test_captured_error_list_pin_and_console_in_chromium(tmp_path: Path) -> None
             expect(page.locator(".ipdebug-capture")).to_contain_text(
                 "captures the unhandled errors of every client"
             )
-            frame = page.locator("div.traceback div.frame").last
-            frame.locator("pre.current").hover()
-            frame.locator("pre.current img").click()
-            prompt = page.locator(".pin-prompt")
-            expect(prompt).to_be_visible()
-            page.wait_for_function(
-                "parseFloat(document.querySelector('.pin-prompt').style.opacity) >= 0.95"
-            )
-            prompt.locator("input[name=pin]").fill(opened.pin)
-            prompt.locator("input[name=btn]").click()
-            expect(prompt).to_be_hidden()
-            console = page.locator("pre.console")
+            prompt = pin_prompt(page, page.locator("div.traceback div.frame").last)
+            console = enter_pin(page, prompt, opened.pin)
             command = console.locator("form input")
             command.fill("1+1")
             command.press("Enter")
