@@ -211,6 +211,39 @@ def spread(port: int, paths: list[str], headers: dict[str, str]) -> list[Reply]:
             sock.close()
 
 
+@contextlib.contextmanager
+def accepted_elsewhere(
+    port: int, owner: int, *, pid_path: str = "/pid"
+) -> Iterator[http.client.HTTPConnection]:
+    """A kept-alive connection that a worker other than ``owner`` accepted.
+
+    Which worker accepts is the kernel's choice, and an idle async worker
+    may take every connection; so the owner is stopped (``SIGSTOP``) until
+    the connection's first request, ``pid_path``, is answered elsewhere.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    os.kill(owner, signal.SIGSTOP)
+    try:
+        conn.request("GET", pid_path)
+        pid = int(conn.getresponse().read())
+    finally:
+        os.kill(owner, signal.SIGCONT)
+    try:
+        assert pid != owner
+        yield conn
+    finally:
+        conn.close()
+
+
+def get_on(
+    conn: http.client.HTTPConnection, path: str, headers: dict[str, str]
+) -> Reply:
+    """One GET on a kept-alive connection (see ``accepted_elsewhere``)."""
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    return Reply(response.status, response.getheaders(), response.read())
+
+
 @dataclasses.dataclass
 class Gunicorn:
     port: int
