@@ -282,7 +282,8 @@ class IPDebugASGIMiddleware:
             await self._run_app(scope, receive, send, environ, window, client)
             return
         if environ["REQUEST_METHOD"] == "POST":
-            # The native engine's PIN and console input come in the body.
+            # The native engine's PIN and console input, and the banner's
+            # "Close window now", come in the body.
             body, receive = await _read_body(receive)
             environ["wsgi.input"] = io.BytesIO(body)
         response = await self._in_thread(

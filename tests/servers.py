@@ -211,37 +211,40 @@ def spread(port: int, paths: list[str], headers: dict[str, str]) -> list[Reply]:
             sock.close()
 
 
-@contextlib.contextmanager
-def accepted_elsewhere(
-    port: int, owner: int, *, pid_path: str = "/pid"
-) -> Iterator[http.client.HTTPConnection]:
-    """A kept-alive connection that a worker other than ``owner`` accepted.
-
-    Which worker accepts is the kernel's choice, and an idle async worker
-    may take every connection; so the owner is stopped (``SIGSTOP``) until
-    the connection's first request, ``pid_path``, is answered elsewhere.
+def accept_queue(port: int) -> int | None:
+    """Connections waiting in the accept queue of the IPv4 listener on
+    ``port`` (``/proc/net/tcp``: a listener's ``rx_queue``), or ``None``.
     """
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+            return int(fields[4].partition(":")[2], 16)
+    return None
+
+
+@contextlib.contextmanager
+def connected_elsewhere(port: int, owner: int) -> Iterator[socket.socket]:
+    """A connection that a worker other than ``owner`` accepted.
+
+    Which worker accepts is the kernel's choice, and one idle worker may
+    take every connection; so the owner is stopped (``SIGSTOP``) until the
+    connection has left the listener's queue, which only another worker
+    can have taken it from.
+    """
     os.kill(owner, signal.SIGSTOP)
     try:
-        conn.request("GET", pid_path)
-        pid = int(conn.getresponse().read())
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        try:
+            wait_until(lambda: accept_queue(port) == 0, timeout=30)
+        except BaseException:
+            sock.close()
+            raise
     finally:
         os.kill(owner, signal.SIGCONT)
     try:
-        assert pid != owner
-        yield conn
+        yield sock
     finally:
-        conn.close()
-
-
-def get_on(
-    conn: http.client.HTTPConnection, path: str, headers: dict[str, str]
-) -> Reply:
-    """One GET on a kept-alive connection (see ``accepted_elsewhere``)."""
-    conn.request("GET", path, headers=headers)
-    response = conn.getresponse()
-    return Reply(response.status, response.getheaders(), response.read())
+        sock.close()
 
 
 @dataclasses.dataclass

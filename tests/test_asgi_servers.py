@@ -23,12 +23,12 @@ from .appservers import (
     uvicorn,
 )
 from .servers import (
-    accepted_elsewhere,
+    connected_elsewhere,
     console_output,
     debugger_page,
     debugger_path,
-    get_on,
     pin_cookie,
+    send_on,
     wait_until,
 )
 
@@ -103,12 +103,12 @@ def test_thirty_console_commands_answered_by_the_owner(
 
         ask(list(expected) * 10)
         # And on a connection that another worker accepted: it relays them.
-        with accepted_elsewhere(server.port, owner) as conn:
-            for command, want in expected.items():
-                reply = get_on(
-                    conn, debugger_path(secret, cmd=command, frm=frame), cookie
+        for command, want in expected.items():
+            with connected_elsewhere(server.port, owner) as sock:
+                reply = send_on(
+                    sock, debugger_path(secret, cmd=command, frm=frame), cookie
                 )
-                assert console_output(reply) == want, (command, reply.text)
+            assert console_output(reply) == want, (command, reply.text)
         asked = 33
         # Each worker writes its audit record after answering.
         wait_until(lambda: len(server.audit("console.command")) >= asked, timeout=10)
@@ -154,8 +154,8 @@ def test_disable_and_lockout_reach_every_worker(tmp_path: Path, kind: str) -> No
     with start(kind, tmp_path, app) as server:
         # Pages of two workers (each its own secret).
         first, _, owner = debugger_page(server.get("/fail"))
-        with accepted_elsewhere(server.port, owner) as conn:
-            second = debugger_page(get_on(conn, "/fail", {}))[0]
+        with connected_elsewhere(server.port, owner) as sock:
+            second = debugger_page(send_on(sock, "/fail", {}))[0]
         secrets = {first, second}
         assert len(secrets) == 2
         # Ten wrong PINs, spread over the workers' secrets, lock every worker.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import typing as t
 from pathlib import Path
 
+import pytest
 from webtest import TestApp
 
 import ipdebug
@@ -19,11 +21,19 @@ def banner_of(html: str) -> str:
     return html[start : html.index("</div>", start)]
 
 
+#: Both engines draw the same banner and read its form the same way.
+both_engines = pytest.mark.usefixtures("both_engines")
+
+
 def close(app: TestApp, secret: str, window: str, method: str = "post") -> t.Any:
-    url = f"/?__debugger__=yes&ipdebug=close&window={window}&s={secret}"
-    return getattr(app, method)(url, expect_errors=True)
+    """The banner's form, as a browser submits it."""
+    url = "/?__debugger__=yes&ipdebug=close"
+    if method == "get":
+        return app.get(f"{url}&window={window}&s={secret}", expect_errors=True)
+    return app.post(url, {"s": secret, "window": window}, expect_errors=True)
 
 
+@both_engines
 def test_the_page_says_for_whom_until_when_and_why(
     make: t.Callable[..., IPDebugMiddleware],
 ) -> None:
@@ -40,6 +50,7 @@ def test_the_page_says_for_whom_until_when_and_why(
     assert "<code>ipdebug disable</code>" in banner
 
 
+@both_engines
 def test_close_window_now_is_offered_once_unlocked(
     make: t.Callable[..., IPDebugMiddleware],
 ) -> None:
@@ -50,6 +61,11 @@ def test_close_window_now_is_offered_once_unlocked(
     unlock(app, secret, opened.pin)
     banner = banner_of(app.get("/fail", status=500, expect_errors=True).text)
     assert "Close window now</button>" in banner and "ipdebug disable" not in banner
+    # The secret and window go in the POST body, never the URL (access logs).
+    (action,) = re.findall(r'<form method="post" action="([^"]*)"', banner)
+    assert action == "?__debugger__=yes&amp;ipdebug=close"
+    assert f'<input type="hidden" name="s" value="{secret}">' in banner
+    assert f'name="window" value="{opened.window_id}"' in banner
 
 
 def test_the_pin_prompt_says_where_the_pin_comes_from(
@@ -64,6 +80,7 @@ def test_the_pin_prompt_says_where_the_pin_comes_from(
         assert "standard output" not in page
 
 
+@both_engines
 def test_close_window_now_needs_post_and_the_pin_and_closes_it(
     make: t.Callable[..., IPDebugMiddleware], records: t.Any
 ) -> None:
@@ -72,6 +89,12 @@ def test_close_window_now_needs_post_and_the_pin_and_closes_it(
     opened = open_window(middleware)
     secret, _ = secret_and_frame(app.get("/fail", status=500, expect_errors=True).text)
     assert close(app, secret, opened.window_id, "get").status_int == 405
+    # The secret in the URL instead of the body is not this page's: refused.
+    in_url = app.post(
+        f"/?__debugger__=yes&ipdebug=close&window={opened.window_id}&s={secret}",
+        expect_errors=True,
+    )
+    assert in_url.status_int >= 400 and os.path.exists(middleware.settings.flag)
     assert close(app, secret, opened.window_id).status_int == 403  # no PIN yet
     unlock(app, secret, opened.pin)
     assert close(app, secret, "0" * 32).status_int == 409
@@ -94,6 +117,7 @@ def test_close_window_now_needs_post_and_the_pin_and_closes_it(
     assert ipdebug.status(middleware.settings.flag, environ={}).enabled is False
 
 
+@both_engines
 def test_closing_leaves_a_newer_window_alone(
     make: t.Callable[..., IPDebugMiddleware],
 ) -> None:

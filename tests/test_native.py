@@ -21,8 +21,8 @@ from werkzeug.test import EnvironBuilder
 
 from ipdebug import ConfigError, IPDebugMiddleware
 from ipdebug.crosssite import is_cross_site
+from ipdebug.debugger.engines import MAX_BODY
 from ipdebug.debugger.engines.native import model, saferepr
-from ipdebug.debugger.engines.native.wire import MAX_BODY
 
 from .conftest import (
     HOST,

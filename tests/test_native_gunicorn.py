@@ -14,13 +14,17 @@ from pathlib import Path
 
 import pytest
 
+import ipdebug
+
 from .servers import (
     Gunicorn,
     Reply,
+    connected_elsewhere,
     gunicorn,
     native_result,
     open_window,
     request,
+    wait_until,
 )
 
 pytestmark = pytest.mark.server
@@ -138,14 +142,43 @@ def test_native_console_across_workers_and_nothing_secret_in_the_access_log(
         assert re.search(r"event=debugger\.relayed", log), (
             "no console request reached another worker: the test proved nothing"
         )
+        # The banner's "Close window now", as an unlocked page offers it,
+        # posted where another worker accepts it: relayed, body and all.
+        page = request(server.port, "/fail", headers={"Cookie": headers["Cookie"]})
+        form = dict(
+            re.findall(
+                r'<input type="hidden" name="(s|window)" value="([^"]+)">', page.text
+            )
+        )
+        assert set(form) == {"s", "window"}, page.text[:2000]
+        page_owner = int(form["s"].split("x")[0])
+        with connected_elsewhere(server.port, page_owner) as sock:
+            closed = post_on(
+                sock,
+                "/?__debugger__=yes&ipdebug=close",
+                form,
+                {"Origin": headers["Origin"], "Cookie": headers["Cookie"]},
+            )
+        assert closed.status == 200 and "window is closed" in closed.text
+        assert not ipdebug.status(server.flag, environ={}).enabled
+        wait_until(lambda: "event=window.disabled" in server.log_text())
+        closer = re.search(
+            r"\[(\d+)\] \[INFO\] event=window.disabled", server.log_text()
+        )
+        assert closer and int(closer.group(1)) == page_owner
     text = access.read_text()
     # The log is real and has every debugger request, with its query string...
     lines = text.splitlines()
     assert sum('"POST /?__debugger__=yes&cmd=eval ' in line for line in lines) == 17
     assert sum('"POST /?__debugger__=yes&cmd=pinauth ' in line for line in lines) == 2
     assert all(
-        "query=__debugger__=yes&cmd=" in line for line in lines if "POST" in line
+        "query=__debugger__=yes&cmd=" in line
+        for line in lines
+        if "POST /?" in line and "ipdebug=close" not in line
     )
+    (closing,) = [line for line in lines if "ipdebug=close" in line]
+    assert '"POST /?__debugger__=yes&ipdebug=close ' in closing
+    assert closing.endswith("query=__debugger__=yes&ipdebug=close 200")
     # ...and neither the PIN nor anything typed into the console.
     digits = opened.pin.replace("-", "")
     for secret_text in [
@@ -160,3 +193,4 @@ def test_native_console_across_workers_and_nothing_secret_in_the_access_log(
     ]:
         assert secret_text not in text, secret_text
     assert secret not in text  # the page's secret travels in a header
+    assert form["s"] not in text  # and in the body of the banner's form

@@ -2,9 +2,10 @@
 overlook, and easy to close.
 
 It says for whom the window is open, until when, why and who opened it, and
-offers "Close window now": a POST to the page's own URL carrying the
-debugger secret, honoured only with the window's PIN cookie (which is
-``SameSite=Strict``), so another site cannot close (or probe) it.
+offers "Close window now": a POST to the page's own URL whose body (never
+the URL, which access logs record) carries the debugger secret, honoured
+only with the window's PIN cookie (which is ``SameSite=Strict``), so another
+site cannot close (or probe) it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from markupsafe import escape
 from ..config import format_duration
 from ..stores import Window
 
-#: Query parameter of the close request: ``?__debugger__=yes&ipdebug=close``.
+#: Query parameter of the close request: ``?__debugger__=yes&ipdebug=close``
+#: (its body: ``s=SECRET&window=ID``).
 CLOSE_PARAM = "ipdebug"
 CLOSE_VALUE = "close"
 
@@ -76,19 +78,21 @@ def banner_html(
     )
     reason = f" &middot; reason: {escape(window.reason)}" if window.reason else ""
     by = f" &middot; opened by {escape(window.by)}" if window.by else ""
-    action = f"?__debugger__=yes&amp;{CLOSE_PARAM}={CLOSE_VALUE}&amp;window={escape(window.id)}&amp;s={escape(secret)}"
     return (
         f'<div class="ipdebug-banner" style="{_STYLE}">'
         f"<strong>ipdebug</strong>: debugging window open for {escape(who)} "
         f"until {end:%H:%M:%S} UTC ({left} left){reason}{by}. "
-        f"{_close_form(action) if unlocked else _LOCKED_CLOSE}</div>"
+        f"{_close_form(window.id, secret) if unlocked else _LOCKED_CLOSE}</div>"
     )
 
 
-def _close_form(action: str) -> str:
+def _close_form(window_id: str, secret: str) -> str:
     return (
-        f'<form method="post" action="{action}" style="display:inline">'
-        '<button type="submit" name="close">Close window now</button>'
+        f'<form method="post" action="?__debugger__=yes&amp;{CLOSE_PARAM}={CLOSE_VALUE}"'
+        ' style="display:inline">'
+        f'<input type="hidden" name="s" value="{escape(secret)}">'
+        f'<input type="hidden" name="window" value="{escape(window_id)}">'
+        '<button type="submit">Close window now</button>'
         "</form>"
     )
 

@@ -88,7 +88,7 @@ class Commands:
         """
         cmd = command.cmd
         if cmd == "close":
-            return self.close_window(request, window, client)
+            return self.close_window(request, command.window, window, client)
         if cmd == "pinauth":
             return self.pins.authenticate(request, window, client, pin=command.pin)
         if cmd == "printpin":
@@ -270,15 +270,16 @@ class Commands:
             output, mimetype = self.engine.evaluate(frame, cmd)
         return Response(output, mimetype=mimetype)
 
-    def close_window(self, request: Request, window: Window, client: str) -> Response:
-        """The banner's "Close window now": removes the flag, as
-        ``ipdebug disable`` does, if it still holds this window.
+    def close_window(
+        self, request: Request, meant: str, window: Window, client: str
+    ) -> Response:
+        """The banner's "Close window now" (a POST, read by the engine):
+        removes the flag, as ``ipdebug disable`` does, if it still holds
+        ``window`` and that is the window the page was ``meant`` for.
         """
-        if request.method != "POST":
-            return self.refuse(405, "closing the window takes a POST", client)
         if not self.pins.trusted(request.environ, window):
             return self.refuse(403, "enter the PIN before closing the window", client)
-        if request.args.get("window") != window.id:
+        if not secrets.compare_digest(meant.encode(), window.id.encode()):
             return self.refuse(409, "this page belongs to an earlier window", client)
         try:
             current = self.store.load(time.time())

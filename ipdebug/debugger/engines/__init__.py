@@ -55,6 +55,7 @@ class Command:
     :param code: console input for ``eval``.
     :param pin: the PIN for ``pinauth``.
     :param name: the resource name, or the traceback reference of ``page``.
+    :param window: the window id a ``close`` was meant for.
     :param refusal: ``(status, reason)`` when the request breaks the
         engine's protocol (wrong method, cross-site, body too large).
     """
@@ -65,6 +66,7 @@ class Command:
     code: str = ""
     pin: str = ""
     name: str = ""
+    window: str = ""
     refusal: tuple[int, str] | None = None
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import typing as t
 
 from ... import internals
-from ..banner import CLOSE_PARAM, CLOSE_VALUE
 from . import Command, Frame
+from .form import is_close, read_close
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Request
@@ -66,9 +66,9 @@ class WerkzeugEngine:
         cmd = args.get("cmd", "")
         if cmd == "resource":
             return Command(cmd, name=args.get("f", ""))
+        if is_close(request):
+            return read_close(request)  # the shared banner's form
         secret = args.get("s", "")
-        if args.get(CLOSE_PARAM) == CLOSE_VALUE:
-            return Command("close", secret)
         if cmd in ("pinauth", "printpin"):
             return Command(cmd, secret, pin=args.get("pin", ""))
         frame = args.get("frm", None, type=int)
