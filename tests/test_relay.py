@@ -249,12 +249,19 @@ def test_a_full_owner_answers_busy_without_asking_its_handler(
         for thread in threads:
             thread.start()
         wait_until(lambda: len(entered) == MAX_HANDLERS, timeout=20)
-        # Read before sending: the owner answers a connection over the
-        # limit at once and closes it (a forwarder still sending may see
-        # the close as a broken pipe instead of the answer).
+        # The owner answers a connection over the limit at once, unread,
+        # and closes it: a reader sees the answer...
         head, body = busy_answer(owner.path_for(PID))
         assert head["status"] == "503 Service Unavailable"
         assert b"busy" in body
+        # ... and so does a forwarder, whether its request went out before
+        # the close or met a broken pipe.
+        for _ in range(50):
+            status, _, body = forwarder(owner.directory).forward(
+                PID,
+                {"HTTP_COOKIE": "y" * 300_000},  # more than a socket buffer
+            )
+            assert status == "503 Service Unavailable" and b"busy" in body
         assert len(entered) == MAX_HANDLERS
     finally:
         release.set()
