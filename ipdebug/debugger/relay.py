@@ -369,12 +369,10 @@ def _ask(directory: str, pid: int, data: bytes, timeout: float) -> Answer:
         raise RelayError(pid, f"cannot be reached ({type(exc).__name__})") from exc
     try:
         with sock:
-            try:
+            # An owner over its limit answers "busy" without reading and
+            # closes: its answer is still there to read.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 _send_frame(sock, data)
-            except (BrokenPipeError, ConnectionResetError):
-                # An owner over its limit answers "busy" without reading and
-                # closes: its answer is still there to read.
-                pass
             head = json.loads(_recv_frame(sock, _MAX_REQUEST))
             body = _recv_frame(sock, _MAX_RESPONSE)
         headers = [(str(k), str(v)) for k, v in head["headers"]]
