@@ -44,7 +44,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..attach import Debugpy
 from ..audit import Auditor, LogOnce, logger
-from ..crosssite import is_cross_site
+from ..gate import is_cross_site
 from ..stores import FlagStore, Window
 from .commands import Commands
 from .engines import Engine
