@@ -1,4 +1,4 @@
-"""Fuzz the client-address resolver (:mod:`ipdebug.address`).
+"""Fuzz the client-address resolver (:mod:`ipdebug.gate.address`).
 
 Run it alone with ``python fuzz/fuzz_address.py -max_total_time=60 [CORPUS]``
 (any libFuzzer flag works), or all harnesses with ``python fuzz/run.py``.
@@ -11,7 +11,7 @@ The input is UTF-8 text (invalid bytes become lone surrogates), one
 ``xff=``        ``HTTP_X_FORWARDED_FOR``
 ``fwd=``        ``HTTP_FORWARDED``
 ``proxies=``    ``trusted_proxies``, comma separated; entries that
-                :class:`~ipdebug.address.Networks` refuses are dropped;
+                :class:`~ipdebug.gate.address.Networks` refuses are dropped;
                 without this line the request is resolved with no proxies
 ``NAME:b=``     the same environ key, holding bytes instead of a string
 ==============  ==========================================================
@@ -30,7 +30,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["ipdebug"]):
-    from ipdebug.address import (
+    from ipdebug.errors import ConfigError
+    from ipdebug.gate.address import (
         Networks,
         forwarded_for,
         forwarded_from_right,
@@ -38,7 +39,6 @@ with atheris.instrument_imports(include=["ipdebug"]):
         parse_hop,
         resolve_client,
     )
-    from ipdebug.errors import ConfigError
 
 _ENVIRON_KEYS = {
     "remote": "REMOTE_ADDR",

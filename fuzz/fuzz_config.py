@@ -27,10 +27,10 @@ from datetime import timedelta
 import atheris
 
 with atheris.instrument_imports(include=["ipdebug"]):
-    from ipdebug.address import Networks
     from ipdebug.config import parse_duration
     from ipdebug.errors import ConfigError
-    from ipdebug.hosts import (
+    from ipdebug.gate.address import Networks
+    from ipdebug.gate.hosts import (
         DEFAULT_TRUSTED_HOSTS,
         host_is_trusted,
         parse_trusted_hosts,

@@ -7,10 +7,10 @@ Where things live:
 - the middleware: :mod:`ipdebug.middleware` (WSGI, the composition root)
   and :mod:`ipdebug.asgi`;
 - the gate, who gets the debugger: :mod:`ipdebug.gate` (window x allowlist
-  x Host), :mod:`ipdebug.address` (client address through trusted proxies),
-  :mod:`ipdebug.hosts`, :mod:`ipdebug.crosssite` and :mod:`ipdebug.switch`
-  (the window as a request sees it); :mod:`ipdebug.config` reads the
-  settings;
+  x Host: the client address through trusted proxies, the trusted Host,
+  the cross-site check, and the decisions combining them) and
+  :mod:`ipdebug.switch` (the window as a request sees it);
+  :mod:`ipdebug.config` reads the settings;
 - the stores, where windows are kept: :mod:`ipdebug.stores`;
 - the debugger, what a gated-in request gets: :mod:`ipdebug.debugger`;
   errors of other clients: :mod:`ipdebug.capture`; external debuggers:

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .address import Networks, parse_address
 from .audit import Auditor
 from .config import (
     DEFAULT_MAX_WINDOW,
@@ -35,6 +34,7 @@ from .config import (
     split_list,
 )
 from .errors import ConfigError, FlagError
+from .gate import Networks, parse_address
 from .pin import PinHash, new_pin
 from .stores import Window, open_store
 

@@ -50,13 +50,17 @@ import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
-from werkzeug.wrappers import Request, Response
-
 from . import middleware as _core
+from .asgidebugger import (
+    answer,
+    page_headers,
+    read_body,
+    render_page,
+    route_of,
+    send_response,
+)
 from .asgiscope import GateEnviron, HeldSend, full_environ, remote_addr
 from .audit import logger
-from .debugger.engines import MAX_BODY
-from .debugger.settings import INSTANCE_HEADER
 from .stash import CAPTURE_KEY, EXCEPTION_KEY, GATED_KEY
 
 if t.TYPE_CHECKING:
@@ -269,7 +273,7 @@ class IPDebugASGIMiddleware:
                 # The captured errors' list and pages, with their consoles.
                 route = "errors"
             else:
-                route = _route(self.debugger, environ)
+                route = route_of(self.debugger, environ)
         except Exception:
             # Fail closed, as the WSGI side: served as without ipdebug.
             logger.exception("ipdebug failed to serve a debugger request")
@@ -284,16 +288,16 @@ class IPDebugASGIMiddleware:
         if environ["REQUEST_METHOD"] == "POST":
             # The native engine's PIN and console input, and the banner's
             # "Close window now", come in the body.
-            body, receive = await _read_body(receive)
+            body, receive = await read_body(receive)
             environ["wsgi.input"] = io.BytesIO(body)
         response = await self._in_thread(
-            _answer, self.core, route, environ, window, client
+            answer, self.core, route, environ, window, client
         )
         if response is None:
             # Fail closed, as the WSGI side: the app answers (with the body).
             await self.app(scope, receive, send)
             return
-        await _send_response(send, response, environ)
+        await send_response(send, response, environ)
 
     async def _run_app(
         self,
@@ -326,7 +330,7 @@ class IPDebugASGIMiddleware:
             )
             raise error
         page = await self._in_thread(
-            _page, self.debugger, error, skip, environ, window, client
+            render_page, self.debugger, error, skip, environ, window, client
         )
         if page is None:
             # The window closed meanwhile, or ipdebug failed: as without it.
@@ -335,7 +339,7 @@ class IPDebugASGIMiddleware:
             await held.flush()  # the framework's own 500
             return
         body, as_json = page
-        headers = _page_headers(self.debugger, body, environ, as_json=as_json)
+        headers = page_headers(self.debugger, body, environ, as_json=as_json)
         await send({"type": "http.response.start", "status": 500, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -384,132 +388,3 @@ def wrap_asgi(app: ASGIApp, **options: t.Any) -> IPDebugASGIMiddleware:
 
         return wrap_django(app, **options)
     return IPDebugASGIMiddleware(app, **options)
-
-
-# The coupling to the debugger: every call into it is below, in one place
-# (``_route``, ``_answer``, ``_page``, ``_page_headers``), so that it can
-# follow the debugger's (or its engine's) interface.
-
-
-def _route(debugger: Debugger, environ: dict[str, t.Any]) -> str | None:
-    """``"command"``, ``"console"`` or ``None`` (the app's own request), as
-    the WSGI dispatcher (``Debugger.__call__``) routes it.
-    """
-    if not debugger.for_debugger(environ):
-        return None
-    request = Request(environ)
-    try:
-        if request.args.get("__debugger__") == "yes":
-            return "command"
-    except UnicodeDecodeError:
-        return None  # not UTF-8: not from the debugger's JavaScript
-    if debugger.settings.evalex and request.path == debugger.settings.console_path:
-        return "console"
-    return None
-
-
-def _answer(
-    core: _core.IPDebugMiddleware,
-    route: str,
-    environ: dict[str, t.Any],
-    window: Window,
-    client: str,
-) -> Response:
-    """A debugger (or errors page) request's response (run in a worker
-    thread).
-    """
-    request = Request(environ)
-    debugger = core.debugger
-    if route == "errors" and core.errors is not None:
-        response = core.errors.respond(request, window, client)
-    elif route == "command":
-        response = debugger.commands.command(request, window, client)
-    else:
-        response = debugger.commands.console(request, window, client)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers[INSTANCE_HEADER] = debugger.instance
-    return response
-
-
-def _page(
-    debugger: Debugger,
-    error: BaseException,
-    skip: int,
-    environ: dict[str, t.Any],
-    window: Window,
-    client: str,
-) -> tuple[bytes, bool] | None:
-    """The debugger page (or JSON) for ``error``, and whether it is JSON;
-    ``None`` when the window closed meanwhile (run in a worker thread).
-    """
-    if window.attach == "pdb" and debugger.pages.still_current(window, fresh=True):
-        debugger.pages.offer_pdb(error, client, window)
-    if not debugger.pages.still_current(window):
-        return None
-    as_json = debugger.pages.wants_json(environ)
-    page = debugger.pages.render(
-        error, skip, [], environ, window, client, as_json=as_json
-    )
-    return page, as_json
-
-
-def _page_headers(
-    debugger: Debugger, body: bytes, environ: dict[str, t.Any], *, as_json: bool
-) -> list[tuple[bytes, bytes]]:
-    """The debugger page's headers, as the WSGI side sends them."""
-    return [
-        (
-            b"content-type",
-            b"application/json" if as_json else b"text/html; charset=utf-8",
-        ),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        (INSTANCE_HEADER.lower().encode(), debugger.instance.encode("latin-1")),
-        (b"set-cookie", debugger.pages.route_cookie(environ).encode("latin-1")),
-    ]
-
-
-async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
-    """A debugger request's body, at most one byte over the engine's cap
-    (the engine refuses what is longer than its ``Content-Length`` cap); and
-    a ``receive`` that replays the messages read, for the app should ipdebug
-    fall back to it.
-    """
-    read: list[Message] = []
-    size = 0
-    while size <= MAX_BODY:
-        message = await receive()
-        read.append(message)
-        if message.get("type") != "http.request":
-            break
-        size += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    body = b"".join(m.get("body", b"") for m in read if m.get("type") == "http.request")
-
-    async def replay() -> Message:
-        return read.pop(0) if read else await receive()
-
-    return body[: MAX_BODY + 1], replay
-
-
-async def _send_response(
-    send: Send, response: Response, environ: dict[str, t.Any]
-) -> None:
-    app_iter, status, headers = response.get_wsgi_response(environ)
-    try:
-        body = b"".join(app_iter)
-    finally:
-        close = getattr(app_iter, "close", None)
-        if close is not None:
-            close()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": int(status.split(" ", 1)[0]),
-            "headers": [
-                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

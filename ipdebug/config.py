@@ -32,10 +32,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .address import Networks
 from .debugger.engines import engine_setting
 from .errors import ConfigError
-from .hosts import DEFAULT_TRUSTED_HOSTS, parse_trusted_hosts
+from .gate import DEFAULT_TRUSTED_HOSTS, Networks, parse_trusted_hosts
 
 #: The longest window anyone may open unless ``IPDEBUG_MAX_WINDOW`` says
 #: otherwise, in seconds.

@@ -57,7 +57,7 @@ from django.core.signals import got_request_exception
 
 from .config import load_settings
 from .errors import ConfigError
-from .hosts import DEFAULT_TRUSTED_HOSTS, parse_trusted_hosts
+from .gate import DEFAULT_TRUSTED_HOSTS, parse_trusted_hosts
 from .middleware import IPDebugMiddleware
 from .stash import stash_exception
 

@@ -34,7 +34,6 @@ import typing as t
 import weakref
 from datetime import datetime, timezone
 
-from .address import parse_address, resolve_client
 from .audit import Auditor, LogOnce, logger
 from .capture import Capture, Captures, Summary, is_client_error
 from .config import Duration, Settings, load_settings, state_directory
@@ -44,7 +43,7 @@ from .debugger.engines import choose
 from .debugger.errorpages import ErrorPages
 from .debugger.settings import DebuggerSettings
 from .errors import ConfigError
-from .gate import WindowGate, make_window_gate
+from .gate import WindowGate, make_window_gate, parse_address, resolve_client
 from .stash import CAPTURE_KEY, GATED_KEY
 from .stores import FlagStore, Window, open_store
 from .switch import Switch
@@ -352,7 +351,7 @@ class IPDebugMiddleware:
         time: a cache keyed by the forwarding headers would let any failing
         client fill memory with them (the gate reads them only from trusted
         proxies, bounded); resolving reads at most
-        :data:`~ipdebug.address.MAX_FORWARDED_LENGTH` characters from the
+        :data:`~ipdebug.gate.address.MAX_FORWARDED_LENGTH` characters from the
         right.
         """
         remote = environ.get("REMOTE_ADDR")

@@ -2,8 +2,8 @@
 ("Who gets the debugger", "The client address", "Configuration") for the
 property tests in ``test_properties.py``. It never calls ipdebug.
 
-Where the README is silent, the docstrings of ``ipdebug/address.py`` and
-``ipdebug/hosts.py`` decide, and HTTP decides what they leave open. Each such
+Where the README is silent, the docstrings of ``ipdebug/gate/address.py`` and
+``ipdebug/gate/hosts.py`` decide, and HTTP decides what they leave open. Each such
 choice is marked *Ambiguous* below.
 """
 

@@ -4,7 +4,8 @@ import ipaddress
 
 import pytest
 
-from ipdebug.address import (
+from ipdebug.errors import ConfigError
+from ipdebug.gate.address import (
     MAX_FORWARDED_LENGTH,
     Networks,
     forwarded_for,
@@ -12,7 +13,6 @@ from ipdebug.address import (
     parse_hop,
     resolve_client,
 )
-from ipdebug.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import ipdebug
 from ipdebug import IPDebugMiddleware
 from ipdebug.cli import main
 from ipdebug.errors import ConfigError
-from ipdebug.gate import CACHE_BYTES
+from ipdebug.gate.decisions import CACHE_BYTES
 from ipdebug.pin import PinHash
 from ipdebug.stores.file import FileFlagStore
 from ipdebug.stores.window import Window
@@ -543,7 +543,7 @@ def test_failing_clients_headers_are_not_kept(
         tracemalloc.stop()
     assert len(middleware.captures) == 1
     # Through a trusted proxy the gate keeps its own decisions by header,
-    # bounded in bytes (ipdebug.gate.CACHE_BYTES); nothing else may grow.
+    # bounded in bytes (ipdebug.gate.decisions.CACHE_BYTES); nothing else may grow.
     allowed = 256 * 1024 + (CACHE_BYTES if peer == "127.0.0.1" else 0)
     assert grown < allowed, grown
 

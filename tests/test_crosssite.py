@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipdebug.crosssite import is_cross_site
+from ipdebug.gate.crosssite import is_cross_site
 
 HOST = "127.0.0.1:8000"
 OWN = f"http://{HOST}"

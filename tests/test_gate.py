@@ -13,7 +13,7 @@ import pytest
 
 from ipdebug.audit import LogOnce
 from ipdebug.config import load_settings
-from ipdebug.gate import CACHE_BYTES, CACHE_SIZE, WindowGate, make_window_gate
+from ipdebug.gate.decisions import CACHE_BYTES, CACHE_SIZE, WindowGate, make_window_gate
 from ipdebug.pin import PinHash
 from ipdebug.stores.window import Window
 

@@ -24,8 +24,8 @@ import pytest
 
 import ipdebug.middleware
 from ipdebug import IPDebugMiddleware
-from ipdebug.address import MAX_FORWARDED_LENGTH
-from ipdebug.gate import CACHE_BYTES
+from ipdebug.gate.address import MAX_FORWARDED_LENGTH
+from ipdebug.gate.decisions import CACHE_BYTES
 
 from .conftest import HOST, OPERATOR, Records, open_window
 

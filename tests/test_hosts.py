@@ -3,7 +3,11 @@ from __future__ import annotations
 import pytest
 
 from ipdebug.errors import ConfigError
-from ipdebug.hosts import DEFAULT_TRUSTED_HOSTS, host_is_trusted, parse_trusted_hosts
+from ipdebug.gate.hosts import (
+    DEFAULT_TRUSTED_HOSTS,
+    host_is_trusted,
+    parse_trusted_hosts,
+)
 
 TRUSTED = parse_trusted_hosts(
     ["app.example.com", ".corp.example", "::1", *DEFAULT_TRUSTED_HOSTS],

@@ -20,9 +20,9 @@ from webtest import TestApp
 from werkzeug.test import EnvironBuilder
 
 from ipdebug import ConfigError, IPDebugMiddleware
-from ipdebug.crosssite import is_cross_site
 from ipdebug.debugger.engines import MAX_BODY
 from ipdebug.debugger.engines.native import model, saferepr
+from ipdebug.gate.crosssite import is_cross_site
 
 from .conftest import (
     HOST,
@@ -381,7 +381,7 @@ def test_cross_site_posts_are_refused(
     headers: dict[str, str],
     reason: str,
 ) -> None:
-    """Refused by the rule both engines share (ipdebug.crosssite): not gated
+    """Refused by the rule both engines share (ipdebug.gate.crosssite): not gated
     in, so the app answers as without ipdebug and nothing is checked.
     """
     middleware, app, pin = native

@@ -33,8 +33,8 @@ from werkzeug.wrappers import Request
 
 import ipdebug
 from ipdebug import IPDebugMiddleware
-from ipdebug.address import Networks, resolve_client
 from ipdebug.errors import ConfigError
+from ipdebug.gate.address import Networks, resolve_client
 from ipdebug.pin import PinHash
 from ipdebug.stores.file import FileFlagStore
 from ipdebug.stores.window import Window

@@ -19,7 +19,7 @@ dispatcher around them, shared by both, because Werkzeug's
   aborts the connection, instead of ending a truncated body cleanly;
 - every response of the debugger carries ``Cache-Control: no-store``;
 - a request that another site's page made the operator's browser send
-  (:mod:`ipdebug.crosssite`) is not gated in: it reaches the app as is.
+  (:mod:`ipdebug.gate.crosssite`) is not gated in: it reaches the app as is.
 
 The :class:`Debugger` is the entry point: the middleware hands it the
 gated-in requests, tells it of window changes, and answers its
@@ -44,7 +44,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..attach import Debugpy
 from ..audit import Auditor, LogOnce, logger
-from ..crosssite import is_cross_site
+from ..gate import is_cross_site
 from ..stores import FlagStore, Window
 from .commands import Commands
 from .engines import Engine
@@ -258,7 +258,7 @@ class Debugger:
 
     def cross_site(self, environ: WSGIEnvironment) -> bool:
         """Whether another site's page in the operator's browser sent this
-        request (:mod:`ipdebug.crosssite`): then it is not gated in (no
+        request (:mod:`ipdebug.gate.crosssite`): then it is not gated in (no
         page, resource, command or external debugger for it). In doubt, it
         is.
         """

@@ -11,10 +11,9 @@ import re
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..address import Networks
 from ..config import Settings, covers_everyone
 from ..errors import ConfigError
-from ..hosts import DEFAULT_TRUSTED_HOSTS, host_is_trusted
+from ..gate import DEFAULT_TRUSTED_HOSTS, Networks, host_is_trusted
 from .findings import INFO, Finding, finding
 
 _LOCALHOST_RE = re.compile(r"(localhost|ip6-localhost|ip6-loopback)(\.localdomain)?")

@@ -14,8 +14,8 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from ..address import Networks
 from ..errors import ConfigError
+from ..gate import Networks
 from ..pin import PinHash
 
 #: The format version written into every flag.

@@ -17,7 +17,7 @@ with the page's secret in the ``X-IPDebug-Secret`` header:
 CORS preflight (which ipdebug never grants), cookies are
 ``SameSite=Strict``, and a request whose ``Origin``, ``Sec-Fetch-Site`` or
 ``Referer`` says another site sent it never reaches an engine
-(:mod:`ipdebug.crosssite`, shared by both engines). Bodies are
+(:mod:`ipdebug.gate.crosssite`, shared by both engines). Bodies are
 read only for gated-in debugger requests, and at most
 :data:`~ipdebug.debugger.engines.MAX_BODY` bytes (:mod:`ipdebug.debugger.engines.form`).
 """

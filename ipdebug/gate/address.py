@@ -24,7 +24,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

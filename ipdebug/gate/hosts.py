@@ -14,7 +14,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: Werkzeug's own default for ``DebuggedApplication.trusted_hosts``.
 DEFAULT_TRUSTED_HOSTS = (".localhost", "127.0.0.1")

@@ -2,9 +2,9 @@
 
 All of these must hold:
 
-- the client address (see :func:`~ipdebug.address.resolve_client`) is in the
-  deployment's ``allow`` and in the window's own allowlist, where each is set
-  (with only one set, that one decides; with neither, nobody);
+- the client address (see :func:`~ipdebug.gate.address.resolve_client`) is
+  in the deployment's ``allow`` and in the window's own allowlist, where
+  each is set (with only one set, that one decides; with neither, nobody);
 - the ``Host`` header is trusted.
 
 A :class:`WindowGate` is built once per window and caches its decisions per
@@ -12,7 +12,7 @@ input, so repeated requests cost a dictionary lookup whatever the size of
 the allowlists. The cache key is everything the decision reads, so no state
 leaks from one client to another, and nothing more: ``REMOTE_ADDR`` alone
 unless it is a trusted proxy, and then also the forwarding headers (at most
-:data:`~ipdebug.address.MAX_FORWARDED_LENGTH` characters each; longer is
+:data:`~ipdebug.gate.address.MAX_FORWARDED_LENGTH` characters each; longer is
 denied). The caches are bounded in entries, and the one holding headers in
 bytes too (:data:`CACHE_BYTES`).
 """
@@ -22,19 +22,26 @@ from __future__ import annotations
 import enum
 import logging
 import sys
+import typing as t
 from collections.abc import Callable, Mapping
 
+from ..audit import LogOnce
 from .address import MAX_FORWARDED_LENGTH, parse_address, resolve_client
-from .audit import LogOnce
-from .config import Settings
 from .hosts import host_is_trusted
-from .stores import Window
+
+if t.TYPE_CHECKING:
+    # Annotations only: at run time the gate depends on nothing of
+    # ipdebug's but its own modules and the audit log, so that the
+    # configuration and the stores (which use the gate's address parsing)
+    # can import it without a cycle.
+    from ..config import Settings
+    from ..stores import Window
 
 #: Cached decisions per window, per cache; a cache is emptied when full.
 CACHE_SIZE = 4096
 #: The most memory the per-request keys of the forwarded-decision cache may
 #: hold, in bytes: each key carries up to two forwarding headers of
-#: :data:`~ipdebug.address.MAX_FORWARDED_LENGTH` characters.
+#: :data:`~ipdebug.gate.address.MAX_FORWARDED_LENGTH` characters.
 CACHE_BYTES = 1 << 20
 #: Longer ``REMOTE_ADDR`` or ``Host`` values are decided every time, never
 #: cached (no address is this long; a DNS name is at most 253 characters).
