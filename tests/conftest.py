@@ -1,24 +1,31 @@
 """Shared fixtures: a plain WSGI app, a private flag, helpers to open windows
-and to talk to the debugger the way Werkzeug's JavaScript does.
+and to talk to the debugger the way Werkzeug's JavaScript does, and the
+doctor's fake ``/proc`` and app modules (:mod:`tests.doctoring`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
+import sys
 import typing as t
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from webtest import TestApp
 
 import ipdebug
-from ipdebug import IPDebugMiddleware
+from ipdebug import IPDebugMiddleware, doctor
+
+from .doctoring import HOSTNAMES
 
 OPERATOR = "127.0.0.1"
 STRANGER = "127.0.0.2"
+#: A client whose failures a capturing window keeps: not on the allowlist.
+CUSTOMER = STRANGER
 HOST = "127.0.0.1:8000"
 
 
@@ -141,6 +148,18 @@ def open_window(
     return opened
 
 
+def is_gated(app: TestApp) -> bool:
+    """Whether the failing view gets the debugger (else the app's exception
+    propagates, as without ipdebug).
+    """
+    try:
+        page = app.get("/fail", expect_errors=True)
+    except Boom:
+        return False
+    assert page.status_int == 500 and "Werkzeug Debugger" in page.text
+    return True
+
+
 def is_native(html: str) -> bool:
     return 'data-engine="native"' in html
 
@@ -251,3 +270,44 @@ def records() -> Iterator[Records]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+
+
+# The doctor
+
+
+@pytest.fixture
+def proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty fake ``/proc`` (:func:`tests.doctoring.fake_process` adds
+    processes), also used by the command line.
+    """
+    root = tmp_path / "proc"
+    root.mkdir()
+    monkeypatch.setattr(doctor, "PROC", str(root))
+    monkeypatch.setattr(doctor, "this_host_names", lambda: HOSTNAMES)
+    return root
+
+
+_app_names = itertools.count()
+
+
+@pytest.fixture
+def app_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], str]]:
+    """Write an app module into a fresh directory, make it the current one,
+    and return the module's name.
+    """
+    directory = tmp_path / "project"
+    directory.mkdir()
+    monkeypatch.chdir(directory)
+    written: list[str] = []
+
+    def write(source: str) -> str:
+        name = f"doctor_app_{os.getpid()}_{next(_app_names)}"
+        (directory / f"{name}.py").write_text(source)
+        written.append(name)
+        return name
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)

@@ -1,6 +1,7 @@
 """A real nginx for tests: a generated config in a temporary directory, one
-``server`` block per upstream, every file nginx writes under that directory,
-listening only on 127.0.0.1, and always stopped.
+``server`` block per upstream (or the documented fleet's configuration),
+every file nginx writes under that directory, listening only on 127.0.0.1,
+and always stopped.
 
 nginx runs in the foreground without a master process (``daemon off;
 master_process off;``): the one process is the child the test started, so
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import free_port, stop, wait_for_port
+from .servers import ROOT, free_port, stop, wait_for_port
 
 #: Where Debian's ``nginx`` package installs the binary.
 NGINX = Path("/usr/sbin/nginx")
@@ -109,6 +110,21 @@ def config(
         f"{''.join(servers)}"
         "}\n"
     )
+
+
+def fleet_config(port_a: int, port_b: int, listen: int) -> str:
+    """The documented example (``examples/nginx-fleet.conf``), with this
+    test's ports: pass it as ``http`` and ``listen`` to :func:`nginx`.
+    """
+    text = (ROOT / "examples" / "nginx-fleet.conf").read_text()
+    for old, new in (
+        ("127.0.0.1:8001", f"127.0.0.1:{port_a}"),
+        ("127.0.0.1:8002", f"127.0.0.1:{port_b}"),
+        ("127.0.0.1:8080", f"127.0.0.1:{listen}"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    return text
 
 
 @contextlib.contextmanager

@@ -194,12 +194,24 @@ def send_on(sock: socket.socket, path: str, headers: dict[str, str]) -> Reply:
     return Reply(response.status, response.getheaders(), response.read())
 
 
-def spread(port: int, paths: list[str], headers: dict[str, str]) -> list[Reply]:
-    """Send each request on its own connection, opening them all first: a
-    sync gunicorn worker that accepted a connection waits for its request,
-    so the others accept the rest and the requests spread over workers.
+def spread(
+    port: int,
+    paths: list[str],
+    headers: dict[str, str],
+    *,
+    source: str = "127.0.0.1",
+) -> list[Reply]:
+    """Send each request on its own connection from ``source``, opening them
+    all first: a sync gunicorn worker that accepted a connection waits for
+    its request, so the others accept the rest and the requests spread over
+    workers.
     """
-    socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in paths]
+    socks = [
+        socket.create_connection(
+            ("127.0.0.1", port), timeout=30, source_address=(source, 0)
+        )
+        for _ in paths
+    ]
     try:
         time.sleep(0.05)
         return [
@@ -377,6 +389,18 @@ def debugger_page(reply: Reply) -> tuple[str, str, int]:
     return secret, frame, int(secret.split("x")[0])
 
 
+def frame_of(page: str, filename: str) -> str:
+    """The id of the first frame on Werkzeug's debugger ``page`` whose code
+    is in ``filename``: the view's frame among the framework's.
+    """
+    for match in re.finditer(
+        r'<div class="frame" id="frame-(\d+)">(.*?)</div>', page, re.S
+    ):
+        if filename in match.group(2):
+            return match.group(1)
+    raise AssertionError(f"no frame of {filename} on the page")
+
+
 #: The ``pinauth`` answer to the right PIN.
 UNLOCKED = '{"auth": true, "exhausted": false}'
 
@@ -403,6 +427,19 @@ def pin_cookie(
     cookie = reply.header("Set-Cookie")
     assert cookie
     return {"Cookie": cookie.split(";")[0]}
+
+
+def cookies_of(reply: Reply, jar: dict[str, str]) -> None:
+    """Keep the cookies ``reply`` sets in ``jar``, as a browser would."""
+    for name, value in reply.headers:
+        if name.lower() == "set-cookie":
+            key, _, rest = value.partition("=")
+            jar[key] = rest.split(";")[0]
+
+
+def cookie_header(jar: dict[str, str]) -> dict[str, str]:
+    """The ``Cookie`` header that sends every cookie of ``jar``."""
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
 
 
 def console_text(reply: Reply) -> str:

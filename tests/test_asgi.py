@@ -34,8 +34,9 @@ from .asgi_driver import (
     scope,
     unlock,
 )
+from .attaching import read_until, wait_for_session
 from .conftest import OPERATOR, secret_and_frame
-from .servers import debugger_path
+from .servers import debugger_path, frame_of
 
 OTHER = "127.0.0.2"
 
@@ -267,16 +268,6 @@ def test_forwarded_for_only_from_trusted_proxies(amake: t.Any) -> None:
 # The console
 
 
-def view_frame(page: str) -> str:
-    """The id of the frame of the view in ``tests/apps/asgi_apps.py``."""
-    for match in re.finditer(
-        r'<div class="frame" id="frame-(\d+)">(.*?)</div>', page, re.S
-    ):
-        if "asgi_apps.py" in match.group(2):
-            return match.group(1)
-    raise AssertionError("no frame of the view on the page")
-
-
 @pytest.mark.parametrize("path", ["/fail", "/fail-sync"])
 def test_pin_and_console_in_the_views_frame(
     amake: t.Any, records: t.Any, path: str
@@ -285,7 +276,7 @@ def test_pin_and_console_in_the_views_frame(
     opened = open_window(middleware)
     page = get(middleware, path)
     secret, _ = page_secret(page)
-    frame = view_frame(page.text)
+    frame = frame_of(page.text, "asgi_apps.py")
     locked = get(middleware, debugger_path(secret, cmd="marker", frm=frame))
     assert locked.status == 403 and locked.headers["cache-control"] == "no-store"
     cookie = unlock(middleware, secret, opened)
@@ -605,8 +596,6 @@ def test_quart_init_app_keeps_the_quart_object(flag: str, clean_env: None) -> No
 
 def test_attach_pdb_post_mortem_in_the_async_view(amake: t.Any, records: t.Any) -> None:
     import socket
-
-    from .test_attach import read_until, wait_for_session
 
     middleware = amake(build_fastapi(), attach_wait=10)
     open_window(middleware, attach="pdb")

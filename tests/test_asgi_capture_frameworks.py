@@ -18,13 +18,11 @@ import pytest
 import ipdebug
 
 from .appservers import flag_path, uvicorn
-from .servers import console_output, debugger_path, pin_cookie
-from .test_asgi_frameworks import frame_of
+from .conftest import CUSTOMER, OPERATOR
+from .servers import console_output, debugger_path, frame_of, pin_cookie
 
 pytestmark = pytest.mark.server
 
-CUSTOMER = "127.0.0.2"
-OPERATOR = "127.0.0.1"
 FAILURES = 4
 
 FRAMEWORKS = [

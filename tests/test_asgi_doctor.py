@@ -18,8 +18,8 @@ from ipdebug.doctor import run_checks
 from ipdebug.doctor.processes import scan_processes
 from ipdebug.doctor.uvicorn import check_uvicorn, uvicorn_proxy
 
+from .doctoring import GOOD_ENV, HOSTNAMES, fake_process
 from .servers import free_port, server_environ, spawn, stop, wait_for_port
-from .test_doctor import GOOD_ENV, HOSTNAMES, app_module, fake_process, proc  # noqa: F401
 
 UV = ["/usr/bin/python3", "-m", "uvicorn"]
 GUNI = ["/srv/venv/bin/gunicorn", "-k", "uvicorn_worker.UvicornWorker"]
@@ -46,7 +46,7 @@ def test_uvicorn_proxy(
     assert uvicorn_proxy(argv, environ) == expected
 
 
-def test_doctor_flags_a_star_and_two_walks(tmp_path: Path, proc: Path) -> None:  # noqa: F811
+def test_doctor_flags_a_star_and_two_walks(tmp_path: Path, proc: Path) -> None:
     flag = str(tmp_path / "state" / "flag.json")
     fake_process(proc, 4101, [*UV, "--forwarded-allow-ips", "*", "main:app"], {})
     fake_process(proc, 4102, [*UV, "--no-proxy-headers", "main:app"], {})
@@ -64,8 +64,8 @@ def test_doctor_flags_a_star_and_two_walks(tmp_path: Path, proc: Path) -> None: 
 
 def test_an_asgi_app_wrapped_by_ipdebug_is_found(
     tmp_path: Path,
-    proc: Path,  # noqa: F811
-    app_module: Callable[[str], str],  # noqa: F811
+    proc: Path,
+    app_module: Callable[[str], str],
 ) -> None:
     flag = str(tmp_path / "state" / "flag.json")
     source = textwrap.dedent(

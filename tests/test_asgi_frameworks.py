@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from .appservers import is_debugger, open_window_first, uvicorn
-from .servers import console_output, debugger_page, debugger_path, pin_cookie
+from .appservers import gunicorn_uvicorn, is_debugger, open_window_first, uvicorn
+from .servers import (
+    console_output,
+    debugger_page,
+    debugger_path,
+    frame_of,
+    pin_cookie,
+)
 
 pytestmark = pytest.mark.server
 
@@ -32,17 +38,6 @@ FRAMEWORKS = [
         id="quart",
     ),
 ]
-
-
-def frame_of(page: str, filename: str) -> str:
-    import re
-
-    for match in re.finditer(
-        r'<div class="frame" id="frame-(\d+)">(.*?)</div>', page, re.S
-    ):
-        if filename in match.group(2):
-            return match.group(1)
-    raise AssertionError(f"no frame of {filename} on the page")
 
 
 @pytest.mark.parametrize(("app", "bare_app", "local", "filename"), FRAMEWORKS)
@@ -81,8 +76,6 @@ def test_django_asgi_handler_wrapped_by_the_gunicorn_hook(tmp_path: Path) -> Non
     """An unchanged Django ``asgi.py`` (here Django's own factory) under
     gunicorn's uvicorn workers: the hook wraps it with Django's settings.
     """
-    from .test_asgi_servers import gunicorn_uvicorn
-
     opened = open_window_first(tmp_path, "127.0.0.1")
     with gunicorn_uvicorn(
         tmp_path,

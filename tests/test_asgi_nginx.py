@@ -1,5 +1,6 @@
 """ipdebug's ASGI adapter behind a real nginx, with the README's uvicorn
-configuration: the spoof matrix of ``test_nginx.py``, row for row.
+configuration: the spoof matrix of ``test_nginx.py`` (``nginx_matrix.py``),
+row for row.
 
 nginx appends its peer to ``X-Forwarded-For``; uvicorn (2 workers) listens on
 127.0.0.1 with ``IPDEBUG_TRUSTED_PROXIES=127.0.0.1`` and
@@ -19,20 +20,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from .appservers import uvicorn
+from .appservers import is_debugger, uvicorn
 from .nginx import Site, nginx
+from .nginx_matrix import DIRECT, OPERATOR, PROXY, STRANGER, THROUGH_NGINX, Headers, get
 from .servers import open_window
-from .test_nginx import (
-    DIRECT,
-    OPERATOR,
-    PROXY,
-    STRANGER,
-    THROUGH_NGINX,
-    Headers,
-    gated,
-    get,
-    without_date,
-)
 
 pytestmark = pytest.mark.server
 
@@ -88,14 +79,14 @@ def check(
 ) -> None:
     if expect_gated:
         page = get(port, "/fail", source=source, headers=headers)
-        assert gated(page), page.text[:300]
+        assert is_debugger(page), page.text[:300]
         assert page.header("Cache-Control") == "no-store"
         return
     for path in PATHS:
         got = get(port, path, source=source, headers=headers)
         want = get(bare, path, source=source, headers=headers)
-        assert not gated(got)
-        assert without_date(got) == without_date(want), path
+        assert not is_debugger(got)
+        assert got.without_date() == want.without_date(), path
 
 
 @pytest.mark.parametrize(("source", "headers", "expect_gated"), THROUGH_NGINX)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .appservers import Served
+from .docblocks import asgi_blocks
 from .servers import (
     FLAG_POLL,
     ROOT,
@@ -31,16 +32,8 @@ from .servers import (
 pytestmark = pytest.mark.server
 
 
-def section() -> str:
-    return (ROOT / "docs" / "asgi.md").read_text()
-
-
-def blocks(kind: str) -> list[str]:
-    return re.findall(rf"```{kind}\n(.*?)```", section(), re.S)
-
-
 def command(word: str) -> str:
-    (found,) = [b.strip() for b in blocks("sh") if re.search(rf"\b{word}\b", b)]
+    (found,) = [b.strip() for b in asgi_blocks("sh") if re.search(rf"\b{word}\b", b)]
     return found
 
 
@@ -70,11 +63,11 @@ def run_server(tmp_path: Path, line: str, name: str) -> tuple[Served, int]:
 
 @pytest.mark.parametrize("word", ["uvicorn", "gunicorn"])
 def test_fastapi_in_60_seconds(tmp_path: Path, word: str) -> None:
-    (main,) = blocks("python")[:1]
+    (main,) = asgi_blocks("python")[:1]
     (tmp_path / "main.py").write_text(main)
     line = next(
         b.strip()
-        for b in blocks("sh")
+        for b in asgi_blocks("sh")
         if b.strip().startswith(f"IPDEBUG_ALLOW=127.0.0.1 {word}")
     )
     server, port = run_server(tmp_path, line, word)
@@ -107,11 +100,11 @@ def test_fastapi_in_60_seconds(tmp_path: Path, word: str) -> None:
 
 
 def test_one_walk_recipe(tmp_path: Path) -> None:
-    (main,) = blocks("python")[:1]
+    (main,) = asgi_blocks("python")[:1]
     (tmp_path / "main.py").write_text(main)
     line = next(
         b.strip()
-        for b in blocks("sh")
+        for b in asgi_blocks("sh")
         if b.strip().startswith("IPDEBUG_TRUSTED_PROXIES")
     )
     server, port = run_server(tmp_path, line, "one-walk")

@@ -27,6 +27,7 @@ from .servers import (
     console_output,
     debugger_page,
     debugger_path,
+    frame_of,
     pin_cookie,
     send_on,
     wait_until,
@@ -59,17 +60,6 @@ def start(
     return gunicorn_uvicorn(tmp_path, app)
 
 
-def view_frame(page: str) -> str:
-    import re
-
-    for match in re.finditer(
-        r'<div class="frame" id="frame-(\d+)">(.*?)</div>', page, re.S
-    ):
-        if "asgi_apps.py" in match.group(2):
-            return match.group(1)
-    raise AssertionError("no frame of the view on the page")
-
-
 @pytest.mark.parametrize(("kind", "app", "path"), SERVERS)
 def test_thirty_console_commands_answered_by_the_owner(
     tmp_path: Path, kind: str, app: str, path: str
@@ -78,7 +68,7 @@ def test_thirty_console_commands_answered_by_the_owner(
     with start(kind, tmp_path, app) as server:
         page = server.get(path)
         secret, _, owner = debugger_page(page)
-        frame = view_frame(page.text)
+        frame = frame_of(page.text, "asgi_apps.py")
         assert page.header("Cache-Control") == "no-store"
         cookie = pin_cookie(server, secret, opened.pin)
         expected = {

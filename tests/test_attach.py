@@ -18,8 +18,8 @@ from ipdebug import IPDebugMiddleware
 from ipdebug.attach import attach_terminal, sessions
 from ipdebug.cli import main
 
+from .attaching import read_until, wait_for_session
 from .conftest import STRANGER, Boom, client, open_window
-from .servers import wait_until
 
 
 def fail_in_background(
@@ -38,21 +38,6 @@ def fail_in_background(
     thread = threading.Thread(target=run)
     thread.start()
     return thread, result
-
-
-def wait_for_session(directory: str, timeout: float = 5) -> str:
-    wait_until(lambda: bool(sessions(directory)), timeout=timeout, interval=0.02)
-    return sessions(directory)[0]
-
-
-def read_until(sock: socket.socket, marker: bytes) -> bytes:
-    data = b""
-    while marker not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def test_pdb_session_over_the_socket_then_the_browser_page(

@@ -18,7 +18,8 @@ import ipdebug
 from ipdebug.stores.file import FileFlagStore
 
 from .browser import chromium, enter_pin, new_page, pin_prompt, screenshot
-from .servers import gunicorn
+from .conftest import CUSTOMER
+from .servers import gunicorn, spread
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -180,8 +181,6 @@ def test_captured_error_list_pin_and_console_in_chromium(tmp_path: Path) -> None
     """
     from playwright.sync_api import expect
 
-    from .test_capture_servers import CUSTOMER, spread_from
-
     with gunicorn(tmp_path, "-w", "4", app="tests.apps.customers:flask_app") as server:
         opened = ipdebug.enable(
             "5m", allow=["127.0.0.1"], flag=server.flag, environ={}, capture=True
@@ -190,7 +189,9 @@ def test_captured_error_list_pin_and_console_in_chromium(tmp_path: Path) -> None
         with chromium() as browser:
             page = new_page(browser)
             for _ in range(30):  # until the workers have seen the window
-                replies = spread_from(server.port, ["/customer?v=tenant-42"], CUSTOMER)
+                replies = spread(
+                    server.port, ["/customer?v=tenant-42"], {}, source=CUSTOMER
+                )
                 page.goto(page_url)
                 if page.locator("table a").count():
                     break

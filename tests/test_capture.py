@@ -28,8 +28,8 @@ from ipdebug.stores.file import FileFlagStore
 from ipdebug.stores.window import Window
 
 from .conftest import (
+    CUSTOMER,
     OPERATOR,
-    STRANGER,
     Boom,
     Payload,
     Records,
@@ -125,8 +125,6 @@ def test_audit_trail_records_capture_on_enable(flag: str, clean_env: None) -> No
 
 
 # Capture in process: what the failing client gets, what the operator sees
-
-CUSTOMER = STRANGER
 
 
 def bare_outcome(app: t.Any, path: str, addr: str = CUSTOMER) -> tuple[object, ...]:

@@ -28,23 +28,27 @@ import ipdebug
 from ipdebug.cli import main
 from ipdebug.config import state_directory
 
+from .conftest import CUSTOMER, OPERATOR
+from .nginx import fleet_config, nginx
+from .redis_server import redis_server
 from .servers import (
     FLAG_POLL,
     Gunicorn,
     Reply,
     console_output,
+    cookie_header,
+    cookies_of,
     debugger_path,
+    free_port,
     gunicorn,
     open_window,
     request,
-    send_on,
+    spread,
     wait_until,
 )
 
 pytestmark = pytest.mark.server
 
-CUSTOMER = "127.0.0.2"
-OPERATOR = "127.0.0.1"
 FAILURES = 12
 
 MODES = [
@@ -60,26 +64,6 @@ APPS = [
     pytest.param("tests.apps.customers:plain", "/customer?{}", id="wsgi"),
     pytest.param("tests.apps.customers:flask_app", "/customer?v={}", id="flask"),
 ]
-
-
-def spread_from(port: int, paths: list[str], source: str) -> list[Reply]:
-    """Like ``servers.spread``, from ``source``: every connection opened
-    first, so the sync workers share the requests.
-    """
-    socks = [
-        socket.create_connection(
-            ("127.0.0.1", port), timeout=30, source_address=(source, 0)
-        )
-        for _ in paths
-    ]
-    try:
-        time.sleep(0.05)
-        return [
-            send_on(sock, path, {}) for sock, path in zip(socks, paths, strict=True)
-        ]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def concurrently(port: int, paths: list[str], source: str) -> list[Reply]:
@@ -234,8 +218,11 @@ def test_django_handler500_is_unchanged_and_errors_are_captured(tmp_path: Path) 
 def test_a_killed_workers_capture_is_410(tmp_path: Path) -> None:
     with gunicorn(tmp_path, "-w", "2", app="tests.apps.customers:plain") as server:
         capture_window(server)
-        spread_from(
-            server.port, ["/customer?a", "/customer?b", "/customer?c"], CUSTOMER
+        spread(
+            server.port,
+            ["/customer?a", "/customer?b", "/customer?c"],
+            {},
+            source=CUSTOMER,
         )
         entries = listing(server.port)["errors"]
         victim = entries[0]["pid"]
@@ -285,7 +272,7 @@ def hanging_peer(directory: str, pid: int) -> Iterator[None]:
 def test_a_hanging_relay_peer_is_bounded_and_named(tmp_path: Path) -> None:
     with gunicorn(tmp_path, "-w", "2", app="tests.apps.customers:plain") as server:
         capture_window(server)
-        spread_from(server.port, ["/customer?a", "/customer?b"], CUSTOMER)
+        spread(server.port, ["/customer?a", "/customer?b"], {}, source=CUSTOMER)
         before = listing(server.port)["errors"]
         assert len(before) == 2
         directory = state_directory(server.flag, "relay")
@@ -312,11 +299,6 @@ def test_a_hanging_relay_peer_is_bounded_and_named(tmp_path: Path) -> None:
 
 
 def test_fleet_captures_on_both_instances_one_list_routed_links(tmp_path: Path) -> None:
-    from .nginx import nginx
-    from .redis_server import redis_server
-    from .servers import free_port
-    from .test_fleet import cookie_header, cookies_of, fleet_config
-
     operator = "127.0.0.3"
     with redis_server(tmp_path) as redis:
         url = redis.url("ipdebug:fleet")

@@ -1,6 +1,7 @@
 """Every code block of the documentation (``docs/*.md``) is a promise: each
-one is registered here with the test that runs or checks it, and the tests
-run the commands as written and the Python samples that can run.
+one is registered (:mod:`tests.docblocks`) with the test that runs or checks
+it, and the tests run the commands as written and the Python samples that can
+run.
 
 Only ports, paths and addresses are swapped for loopback ones (each test
 lists its swaps); the app a recipe names (``myapp``) is a small Flask app with
@@ -27,8 +28,18 @@ from pathlib import Path
 
 import pytest
 
+from .docblocks import (
+    COMMANDS,
+    OTHER,
+    PYTHON,
+    asgi_blocks,
+    block,
+    other,
+    page,
+    python,
+    registered,
+)
 from .recipes import (
-    COMMAND_LANGUAGES,
     DOCS,
     HOST,
     MYAPP,
@@ -39,107 +50,12 @@ from .recipes import (
     debugger_page,
     environment,
     fenced,
-    find,
     pages,
     project,
     run,
     serve,
 )
 from .servers import free_port, request, stop
-
-#: Each command block (``sh`` or ``console``): name -> (page, how it starts).
-COMMANDS = {
-    "install-checkout": ("quickstart", "pip install -e '.[flask,gunicorn]'"),
-    "install-wheel": ("quickstart", "pip wheel --no-deps -w dist ."),
-    "gunicorn": (
-        "gunicorn",
-        "IPDEBUG_ALLOW=203.0.113.7 IPDEBUG_TRUSTED_HOSTS=app.example.com \\\n    gunicorn -c python:ipdebug.gunicorn",
-    ),
-    "nginx": (
-        "nginx",
-        "IPDEBUG_TRUSTED_PROXIES=127.0.0.1 IPDEBUG_TRUSTED_HOSTS=app.example.com IPDEBUG_ALLOW=203.0.113.0/24",
-    ),
-    "waitress": (
-        "waitress",
-        "IPDEBUG_ALLOW=203.0.113.0/24 IPDEBUG_TRUSTED_HOSTS=app.example.com \\\n    waitress-serve",
-    ),
-    "uwsgi": (
-        "uwsgi",
-        "IPDEBUG_ALLOW=203.0.113.0/24 IPDEBUG_TRUSTED_HOSTS=app.example.com \\\n    uwsgi ",
-    ),
-    "redis": ("fleet", "export IPDEBUG_FLAG='redis://"),
-    "attach": ("attach", "ipdebug enable --for 15m --allow ssh --attach pdb"),
-    # Run by ./scripts/test (CI) as written: its corners and build parts.
-    "corners": ("versions", ".venv/bin/nox -s lowest fast-3.13"),
-    "release-build": (
-        "versions",
-        ".venv/bin/python -m build && .venv/bin/twine check --strict",
-    ),
-    # Run line by line by tests/test_capture.py's walkthrough test.
-    "capture": ("capture", "ipdebug enable --for 15m --allow ssh --capture"),
-    # Run by tests/test_asgi_readme.py.
-    "asgi-uvicorn": ("asgi", "IPDEBUG_ALLOW=127.0.0.1 uvicorn --workers 4"),
-    "asgi-gunicorn": (
-        "asgi",
-        "IPDEBUG_ALLOW=127.0.0.1 gunicorn -c python:ipdebug.gunicorn -w 4 -k uvicorn_worker",
-    ),
-    "asgi-enable": ("asgi", "ipdebug enable --for 15m --allow 127.0.0.1"),
-    "asgi-one-walk": (
-        "asgi",
-        "IPDEBUG_TRUSTED_PROXIES=127.0.0.1 uvicorn --no-proxy-headers",
-    ),
-}
-
-#: Each Python block: name -> (page, how it starts).
-PYTHON = {
-    "flask-forms": ("flask", "app = IPDebugMiddleware(flask_app)"),
-    "gunicorn-conf": ("gunicorn", "import ipdebug.gunicorn"),
-    "django-wsgi": ("django", "# wsgi.py\nimport os"),
-    "django-settings": ("django", "# settings.py"),
-    # Run by tests/test_asgi_readme.py.
-    "fastapi": ("asgi", "# main.py\nfrom fastapi import FastAPI"),
-}
-
-#: Every other block: name -> (page, language, how it starts).
-OTHER = {
-    "synopsis": ("cli", "text", "ipdebug enable ["),
-    "doctor-synopsis": ("doctor", "text", "ipdebug doctor ["),
-    "nginx-location": ("nginx", "nginx", "location / {"),
-    "acl": ("fleet", "text", "ACL SETUSER"),
-    "paste-ini": ("paste", "ini", "[pipeline:main]"),
-}
-
-
-def page(name: str) -> Path:
-    return DOCS / f"{name}.md"
-
-
-def block(name: str) -> str:
-    """The command block ``name`` of :data:`COMMANDS`, as written."""
-    where, start = COMMANDS[name]
-    return find(page(where), COMMAND_LANGUAGES, start)
-
-
-def python(name: str) -> str:
-    where, start = PYTHON[name]
-    return find(page(where), ("python",), start)
-
-
-def other(name: str) -> str:
-    where, language, start = OTHER[name]
-    return find(page(where), (language,), start)
-
-
-def _registered(path: Path, language: str, text: str) -> bool:
-    name = path.stem
-    if language in COMMAND_LANGUAGES:
-        return any(p == name and text.startswith(s) for p, s in COMMANDS.values())
-    if language == "python":
-        return any(p == name and text.startswith(s) for p, s in PYTHON.values())
-    return any(
-        p == name and lang == language and text.startswith(s)
-        for p, lang, s in OTHER.values()
-    )
 
 
 def test_every_block_is_registered() -> None:
@@ -148,7 +64,7 @@ def test_every_block_is_registered() -> None:
         (path.name, language, text[:60])
         for path in pages()
         for language, text in fenced(path)
-        if not language.startswith("{") and not _registered(path, language, text)
+        if not language.startswith("{") and not registered(path, language, text)
     ]
     assert unregistered == [], "register these blocks, with a test that runs them"
 
@@ -274,16 +190,13 @@ def test_the_matrix_and_build_blocks_are_what_ci_runs() -> None:
 
 
 def test_the_capture_walkthrough_is_the_one_test_capture_runs() -> None:
-    from . import test_capture
-
     walkthrough = block("capture")
     assert walkthrough.splitlines()[-1].startswith("ipdebug disable")
-    assert callable(test_capture.test_the_readme_walkthrough_runs_as_written)
+    test_capture = (ROOT / "tests" / "test_capture.py").read_text()
+    assert "\ndef test_the_readme_walkthrough_runs_as_written(" in test_capture
 
 
 def test_the_asgi_page_s_blocks_are_those_test_asgi_readme_runs() -> None:
-    from .test_asgi_readme import blocks as asgi_blocks
-
     run = [b.strip() for b in asgi_blocks("sh")]
     assert block("asgi-uvicorn").strip() in run
     assert block("asgi-gunicorn").strip() in run

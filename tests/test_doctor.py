@@ -9,7 +9,6 @@ names are fixed, so nothing depends on the machine the tests run on.
 from __future__ import annotations
 
 import inspect
-import itertools
 import json
 import os
 import re
@@ -18,7 +17,7 @@ import sys
 import textwrap
 import time
 import typing as t
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,12 +29,9 @@ from ipdebug.doctor import Finding, environment, run_checks
 from ipdebug.pin import MAX_PIN_FAILURES
 from ipdebug.stores.file import FileFlagStore
 
-HOSTNAMES = ["web1.example.com"]
-#: A deployment with nothing to report: its settings in the environment.
-GOOD_ENV = {"IPDEBUG_ALLOW": "203.0.113.7", "IPDEBUG_TRUSTED_HOSTS": ".example.com"}
-ROOT = os.geteuid() == 0
+from .doctoring import GOOD_ENV, HOSTNAMES, fake_process
 
-_names = itertools.count()
+ROOT = os.geteuid() == 0
 
 
 def ids(found: list[Finding]) -> set[str]:
@@ -46,59 +42,6 @@ def only(found: list[Finding], check: str) -> Finding:
     matching = [f for f in found if f.id == check]
     assert len(matching) == 1, found
     return matching[0]
-
-
-@pytest.fixture
-def proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty fake ``/proc``, also used by the command line."""
-    root = tmp_path / "proc"
-    root.mkdir()
-    monkeypatch.setattr(doctor, "PROC", str(root))
-    monkeypatch.setattr(doctor, "this_host_names", lambda: HOSTNAMES)
-    return root
-
-
-def fake_process(
-    proc: Path,
-    pid: int,
-    argv: list[str],
-    environ: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> None:
-    base = proc / str(pid)
-    base.mkdir()
-    (base / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
-    if environ is None:
-        (base / "environ").mkdir()  # unreadable
-    else:
-        (base / "environ").write_bytes(
-            b"\0".join(f"{k}={v}".encode() for k, v in environ.items()) + b"\0"
-        )
-    if cwd is not None:
-        (base / "cwd").symlink_to(cwd)
-
-
-@pytest.fixture
-def app_module(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[str], str]]:
-    """Write an app module into a fresh directory, make it the current one,
-    and return the module's name.
-    """
-    directory = tmp_path / "project"
-    directory.mkdir()
-    monkeypatch.chdir(directory)
-    written: list[str] = []
-
-    def write(source: str) -> str:
-        name = f"doctor_app_{os.getpid()}_{next(_names)}"
-        (directory / f"{name}.py").write_text(source)
-        written.append(name)
-        return name
-
-    yield write
-    for name in written:
-        sys.modules.pop(name, None)
 
 
 def checks(

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from .nginx import nginx
+from .nginx import fleet_config, nginx
 from .servers import (
-    ROOT,
     console_output,
+    cookie_header,
+    cookies_of,
     debugger_path,
     free_port,
     gunicorn,
@@ -27,30 +28,6 @@ pytestmark = pytest.mark.server
 
 OPERATOR = "127.0.0.3"
 ENV = {"IPDEBUG_TRUSTED_PROXIES": "127.0.0.1", "IPDEBUG_ALLOW": OPERATOR}
-
-
-def fleet_config(port_a: int, port_b: int, listen: int) -> str:
-    """The documented example, with this test's ports."""
-    text = (ROOT / "examples" / "nginx-fleet.conf").read_text()
-    for old, new in (
-        ("127.0.0.1:8001", f"127.0.0.1:{port_a}"),
-        ("127.0.0.1:8002", f"127.0.0.1:{port_b}"),
-        ("127.0.0.1:8080", f"127.0.0.1:{listen}"),
-    ):
-        assert old in text
-        text = text.replace(old, new)
-    return text
-
-
-def cookies_of(reply: object, jar: dict[str, str]) -> None:
-    for name, value in reply.headers:  # type: ignore[attr-defined]
-        if name.lower() == "set-cookie":
-            key, _, rest = value.partition("=")
-            jar[key] = rest.split(";")[0]
-
-
-def cookie_header(jar: dict[str, str]) -> dict[str, str]:
-    return {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
 
 
 def test_console_requests_follow_the_route_cookie(tmp_path: Path) -> None:

@@ -11,18 +11,18 @@ ipdebug, behind the same nginx, gives the bytes a denied client must get.
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 
+from .appservers import is_debugger
 from .conftest import secret_and_frame
 from .nginx import PROXY_HEADERS, Site, nginx
+from .nginx_matrix import DIRECT, OPERATOR, PROXY, STRANGER, THROUGH_NGINX, Headers, get
 from .servers import (
     Gunicorn,
-    Reply,
     console_output,
     debugger_path,
     gunicorn,
@@ -33,12 +33,6 @@ from .servers import (
 )
 
 pytestmark = pytest.mark.server
-
-OPERATOR = "127.0.0.3"
-STRANGER = "127.0.0.4"
-PROXY = "127.0.0.1"  # nginx connects to gunicorn from here
-
-Headers = Sequence[tuple[str, str]]
 
 
 @dataclasses.dataclass
@@ -78,31 +72,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
 
 
-def get(port: int, path: str, *, source: str, headers: Headers = ()) -> Reply:
-    """Like ``servers.request``, but a header may be sent more than once."""
-    conn = http.client.HTTPConnection(
-        "127.0.0.1", port, timeout=30, source_address=(source, 0)
-    )
-    try:
-        conn.putrequest("GET", path)  # Host: 127.0.0.1:<port>
-        for name, value in headers:
-            conn.putheader(name, value)
-        conn.endheaders()
-        response = conn.getresponse()
-        return Reply(response.status, response.getheaders(), response.read())
-    finally:
-        conn.close()
-
-
-def gated(reply: Reply) -> bool:
-    return reply.status == 500 and "Werkzeug Debugger" in reply.text
-
-
-def without_date(reply: Reply) -> tuple[int, list[tuple[str, str]], bytes]:
-    headers = [(k, v) for k, v in reply.headers if k.lower() != "date"]
-    return reply.status, headers, reply.body
-
-
 @pytest.fixture(scope="module")
 def session(stack: Stack) -> tuple[str, str, str]:
     """The operator's debugger secret, frame id and unlock cookie."""
@@ -120,7 +89,7 @@ def test_the_operator_gets_the_debugger_and_its_console_through_nginx(
     stack: Stack,
 ) -> None:
     page = request(stack.nginx, "/fail", source=OPERATOR)
-    assert gated(page), page.text[:300]
+    assert is_debugger(page), page.text[:300]
     assert page.header("Cache-Control") == "no-store"
     secret, frame = secret_and_frame(page.text)
     cookie = pin_cookie(stack.nginx, secret, stack.pin, source=OPERATOR)
@@ -144,7 +113,7 @@ def test_the_operator_gets_the_debugger_and_its_console_through_nginx(
     )
     assert f"client={PROXY}" not in stack.server.log_text()
     # The README's `proxy_set_header Host $host;` (port dropped) works too.
-    assert gated(request(stack.nginx_host, "/fail", source=OPERATOR))
+    assert is_debugger(request(stack.nginx_host, "/fail", source=OPERATOR))
 
 
 # A denied request's bytes are compared on each of these paths, the last two
@@ -159,86 +128,6 @@ def denied_paths(secret: str, frame: str, pin: str) -> list[str]:
     ]
 
 
-THROUGH_NGINX = [
-    pytest.param(OPERATOR, [], True, id="operator"),
-    pytest.param(
-        OPERATOR,
-        [("X-Forwarded-For", "198.51.100.1")],
-        True,
-        id="operator-own-xff-left-of-nginx-entry-never-read",
-    ),
-    pytest.param(
-        OPERATOR,
-        [("X-Forwarded-For", "127.0.0.4, 127.0.0.1")],
-        True,
-        id="operator-own-xff-naming-the-proxy",
-    ),
-    pytest.param(
-        OPERATOR, [("X-Real-IP", "198.51.100.1")], True, id="operator-x-real-ip"
-    ),
-    # nginx passes a client's Forwarded header on beside the X-Forwarded-For
-    # it sets: two forwarding headers at once mean denied (fail closed), even
-    # for the operator.
-    pytest.param(
-        OPERATOR,
-        [("Forwarded", f"for={OPERATOR}")],
-        False,
-        id="operator-own-forwarded-doubles-the-headers",
-    ),
-    # The limit of listing 127.0.0.1 as a proxy, through nginx too: a local
-    # process that connects to nginx from 127.0.0.1 gets 127.0.0.1 appended,
-    # which ipdebug skips as a proxy hop, so the entry it wrote is read.
-    pytest.param(
-        PROXY,
-        [("X-Forwarded-For", OPERATOR)],
-        True,
-        id="local-process-on-the-proxy-address-names-any-client",
-    ),
-    pytest.param(STRANGER, [], False, id="stranger"),
-    pytest.param(
-        STRANGER, [("X-Forwarded-For", OPERATOR)], False, id="stranger-forged-xff"
-    ),
-    pytest.param(
-        STRANGER,
-        [("X-Forwarded-For", f"{OPERATOR}, {PROXY}")],
-        False,
-        id="stranger-forged-xff-ending-with-the-proxy",
-    ),
-    pytest.param(
-        STRANGER,
-        [("X-Forwarded-For", OPERATOR), ("X-Forwarded-For", PROXY)],
-        False,
-        id="stranger-forged-xff-twice",
-    ),
-    pytest.param(
-        STRANGER, [("Forwarded", f"for={OPERATOR}")], False, id="stranger-forwarded"
-    ),
-    pytest.param(
-        STRANGER,
-        [("Forwarded", f'for="{OPERATOR}", for={PROXY}')],
-        False,
-        id="stranger-forwarded-chain",
-    ),
-    pytest.param(STRANGER, [("X-Real-IP", OPERATOR)], False, id="stranger-x-real-ip"),
-    pytest.param(
-        STRANGER,
-        [("X_Forwarded_For", OPERATOR)],  # nginx drops underscored names
-        False,
-        id="stranger-underscored-xff",
-    ),
-    pytest.param(
-        STRANGER,
-        [
-            ("X-Forwarded-For", f"{OPERATOR}, {PROXY}"),
-            ("Forwarded", f"for={OPERATOR}"),
-            ("X-Real-IP", OPERATOR),
-        ],
-        False,
-        id="stranger-all-at-once",
-    ),
-]
-
-
 @pytest.mark.parametrize(("source", "headers", "expect_gated"), THROUGH_NGINX)
 def test_the_client_is_the_peer_nginx_saw(
     stack: Stack,
@@ -250,7 +139,7 @@ def test_the_client_is_the_peer_nginx_saw(
     secret, frame, cookie = session
     if expect_gated:
         page = get(stack.nginx, "/fail", source=source, headers=headers)
-        assert gated(page), page.text[:300]
+        assert is_debugger(page), page.text[:300]
         assert page.header("Cache-Control") == "no-store"
         return
     # Denied, even with the operator's secret, PIN and cookie: exactly the
@@ -259,54 +148,8 @@ def test_the_client_is_the_peer_nginx_saw(
     for path in denied_paths(secret, frame, stack.pin):
         got = get(stack.nginx, path, source=source, headers=headers)
         want = get(stack.nginx_bare, path, source=source, headers=headers)
-        assert not gated(got)
-        assert without_date(got) == without_date(want), path
-
-
-DIRECT = [
-    # The peer is not a trusted proxy: forwarding headers are ignored, both
-    # ways.
-    pytest.param(STRANGER, [("X-Forwarded-For", OPERATOR)], False, id="stranger-xff"),
-    pytest.param(
-        STRANGER, [("Forwarded", f"for={OPERATOR}")], False, id="stranger-forwarded"
-    ),
-    pytest.param(OPERATOR, [], True, id="operator-without-proxy"),
-    pytest.param(
-        OPERATOR,
-        [("X-Forwarded-For", "198.51.100.1")],
-        True,
-        id="operator-xff-ignored",
-    ),
-    # The peer is the trusted proxy's address, but what it forwarded is no
-    # client address.
-    pytest.param(PROXY, [], False, id="proxy-address-without-header"),
-    pytest.param(
-        PROXY, [("X-Forwarded-For", PROXY)], False, id="proxy-address-only-proxies"
-    ),
-    pytest.param(
-        PROXY,
-        [("X-Forwarded-For", f"{OPERATOR}, unknown")],
-        False,
-        id="proxy-address-malformed-hop",
-    ),
-    pytest.param(
-        PROXY,
-        [("X-Forwarded-For", OPERATOR), ("Forwarded", f"for={OPERATOR}")],
-        False,
-        id="proxy-address-both-headers",
-    ),
-    # The limit of listing 127.0.0.1 as a proxy: any local process that
-    # connects from 127.0.0.1 (to gunicorn, or to nginx, which appends
-    # 127.0.0.1 and so looks like a second proxy hop) names the client it
-    # likes. That is why the README says gunicorn must be reachable only
-    # through nginx: this row is the reason, not a feature.
-    pytest.param(
-        PROXY,
-        [("X-Forwarded-For", OPERATOR)],
-        True,
-        id="proxy-address-names-any-client",
-    ),
-]
+        assert not is_debugger(got)
+        assert got.without_date() == want.without_date(), path
 
 
 @pytest.mark.parametrize(("source", "headers", "expect_gated"), DIRECT)
@@ -315,11 +158,11 @@ def test_requests_that_bypass_nginx(
 ) -> None:
     got = get(stack.server.port, "/fail", source=source, headers=headers)
     if expect_gated:
-        assert gated(got), got.text[:300]
+        assert is_debugger(got), got.text[:300]
         return
     want = get(stack.bare.port, "/fail", source=source, headers=headers)
-    assert not gated(got)
-    assert without_date(got) == without_date(want)
+    assert not is_debugger(got)
+    assert got.without_date() == want.without_date()
     assert got.status == 500 and b"Internal Server Error" in got.body
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from .docblocks import block as docs_block
 from .recipes import (
     COMMAND_LANGUAGES,
     DOCS,
@@ -39,7 +40,6 @@ from .recipes import (
     unregistered,
 )
 from .servers import free_port, request, stop, wait_for_port
-from .test_docs import block as docs_block
 
 #: Each command block (``sh`` or ``console``), by how it starts. Every one
 #: is run by a test below.

@@ -41,6 +41,7 @@ from .conftest import (
     Records,
     client,
     debugger_get,
+    is_gated,
     plain_app,
     secret_and_frame,
     unlock,
@@ -79,18 +80,6 @@ def make(clean_env: None) -> Iterator[Make]:
         store = middleware.store
         assert isinstance(store, RedisFlagStore)
         store.close()
-
-
-def gated(app: TestApp) -> bool:
-    """Whether the failing view gets the debugger (else the app's exception
-    propagates, as without ipdebug).
-    """
-    try:
-        response = app.get("/fail", expect_errors=True)
-    except Boom:
-        return False
-    assert response.status_int == 500 and "Werkzeug Debugger" in response.text
-    return True
 
 
 def probe(app: TestApp) -> bool:
@@ -275,7 +264,7 @@ def test_the_window_expires_in_redis_itself(server: RedisServer, make: Make) -> 
     enable(url, "1s")
     assert 0 < server.client().pttl("ipdebug:short") <= 1000
     wait_until(lambda: server.client().exists("ipdebug:short") == 0, timeout=2)
-    assert not gated(app)
+    assert not is_gated(app)
 
 
 # The middleware
@@ -287,9 +276,9 @@ def test_middleware_follows_enable_and_disable_and_the_pin_unlocks(
     url = server.url()
     middleware = make(url)
     app = client(middleware)
-    assert not gated(app)
+    assert not is_gated(app)
     opened = enable(url)
-    opened_after = wait_until(lambda: gated(app), timeout=3, interval=0.02)
+    opened_after = wait_until(lambda: is_gated(app), timeout=3, interval=0.02)
     assert opened_after <= 1.0  # 0.25 s between checks + one read (0.25 s)
 
     secret, frame = secret_and_frame(app.get("/fail", expect_errors=True).text)
@@ -302,7 +291,7 @@ def test_middleware_follows_enable_and_disable_and_the_pin_unlocks(
         client(middleware, addr=STRANGER).get("/fail")
 
     ipdebug.disable(url, environ={})
-    closed_after = wait_until(lambda: not gated(app), timeout=3, interval=0.02)
+    closed_after = wait_until(lambda: not is_gated(app), timeout=3, interval=0.02)
     assert closed_after <= 1.0
 
 
@@ -312,7 +301,7 @@ def test_two_hosts_share_the_window_and_the_pin_lockout(
     url = server.url("ipdebug:fleet")
     host_a, host_b = client(make(url)), client(make(url))
     opened = enable(url)
-    wait_until(lambda: gated(host_a) and gated(host_b), timeout=3)
+    wait_until(lambda: is_gated(host_a) and is_gated(host_b), timeout=3)
     secret_a, _ = secret_and_frame(host_a.get("/fail", expect_errors=True).text)
     secret_b, _ = secret_and_frame(host_b.get("/fail", expect_errors=True).text)
     assert unlock(host_b, secret_b, opened.pin)["auth"] is True
@@ -339,7 +328,7 @@ def test_concurrent_guesses_on_two_hosts_get_at_most_ten_checked(
     url = server.url("ipdebug:race")
     hosts = [make(url), make(url)]
     opened = enable(url)
-    wait_until(lambda: all(gated(client(h)) for h in hosts), timeout=3)
+    wait_until(lambda: all(is_gated(client(h)) for h in hosts), timeout=3)
     secrets = [
         secret_and_frame(client(h).get("/fail", expect_errors=True).text)[0]
         for h in hosts
@@ -412,9 +401,9 @@ def test_fails_closed_within_a_second_or_two_without_slowing_requests(
     url = server.url("ipdebug:outage")
     app = client(make(url))
     enable(url)
-    wait_until(lambda: gated(app), timeout=3)
+    wait_until(lambda: is_gated(app), timeout=3)
     # The count sees Redis traffic: a page writes its audit record there.
-    assert redis_waits(lambda: gated(app))[1] >= 1
+    assert redis_waits(lambda: is_gated(app))[1] >= 1
     assert redis_waits(lambda: probe(app))[1] == 0
     records.records.clear()
 
@@ -430,7 +419,7 @@ def test_fails_closed_within_a_second_or_two_without_slowing_requests(
             denied_after = time.monotonic() - started
         assert denied_after is None or not now_gated, "gated in while Redis is down"
         # A debugger page: also a PIN check and an audit record.
-        page_waits.append(redis_waits(lambda: gated(app))[1])
+        page_waits.append(redis_waits(lambda: is_gated(app))[1])
     assert denied_after is not None and denied_after <= 5.0  # nominally 1 s + a check
     assert plain_waits == 0, "a request waited for Redis"
     # Only the first pages wait, and only a few times each; once the store
@@ -453,7 +442,7 @@ def test_fails_closed_within_a_second_or_two_without_slowing_requests(
         enable(url)
     else:
         server.resume()
-    wait_until(lambda: gated(app), timeout=3)
+    wait_until(lambda: is_gated(app), timeout=3)
 
 
 @pytest.mark.parametrize("fault", ["stop", "pause"])
@@ -466,7 +455,7 @@ def test_a_new_process_waits_at_most_the_timeout_for_redis(
     app = client(make(url))
     # The first request waits for one attempt (bounded by the timeout), not
     # more: counted, not timed, so a busy machine cannot fail it.
-    was_gated, waits = redis_waits(lambda: gated(app))
+    was_gated, waits = redis_waits(lambda: is_gated(app))
     assert not was_gated and waits <= 2  # connect, then at most one reply
     store = make(url).store
     with pytest.raises(FlagError, match="cannot be read"):
@@ -511,7 +500,7 @@ def test_a_bad_value_is_off_and_logged_once(
         redis.set("ipdebug:bad", value)
     app = client(make(url))
     for _ in range(3):
-        assert not gated(app)
+        assert not is_gated(app)
     problems = warnings_in(records)
     assert len(problems) == 1 and problem in problems[0], problems
     code, current = cli(capsys, "status", "--flag", url)
@@ -532,14 +521,14 @@ def test_the_password_never_reaches_logs_or_errors(
         url = secured.url()
         middleware = make(url)
         enable(url)
-        wait_until(lambda: gated(client(middleware)), timeout=3)
+        wait_until(lambda: is_gated(client(middleware)), timeout=3)
         assert PASSWORD not in repr(middleware.store) + middleware.store.location
 
         wrong = secured.url(password="not-" + PASSWORD)
         with pytest.raises(FlagError) as caught:
             make(wrong).store.load(time.time())
         assert "refused the username or password" in str(caught.value)
-        assert not gated(client(make(wrong)))
+        assert not is_gated(client(make(wrong)))
         with pytest.raises(FlagWriteError) as write_error:
             enable(wrong)
         assert main(["disable", "--flag", wrong]) == 1
@@ -549,7 +538,7 @@ def test_the_password_never_reaches_logs_or_errors(
             RedisFlagStore(url + "&bad=1")
 
         secured.pause()
-        wait_until(lambda: not gated(client(middleware)), timeout=3)
+        wait_until(lambda: not is_gated(client(middleware)), timeout=3)
         secured.resume()
 
         texts = [
@@ -602,7 +591,7 @@ def test_least_privilege_acl_users_work(tmp_path: Path, make: Make) -> None:
         with pytest.raises(FlagWriteError, match="no permissions to run the 'set'"):
             enable(app_url)
         opened = enable(operator_url)
-        wait_until(lambda: gated(app), timeout=3)
+        wait_until(lambda: is_gated(app), timeout=3)
         secret, _ = secret_and_frame(app.get("/fail", expect_errors=True).text)
         assert unlock(app, secret, WRONG_PIN)["auth"] is False
         assert unlock(app, secret, opened.pin)["auth"] is True
@@ -631,7 +620,7 @@ def test_rediss_checks_the_server_certificate(tmp_path: Path, make: Make) -> Non
         enable(url)
         assert secured.client().get("ipdebug:tls") is not None
         app = client(make(url))
-        wait_until(lambda: gated(app), timeout=3)
+        wait_until(lambda: is_gated(app), timeout=3)
         # Without the test CA, the server's certificate is not trusted: off.
         untrusted = url.split("&ssl_ca_certs=")[0]
         with pytest.raises(FlagError, match="TLS connection to Redis failed"):

@@ -19,8 +19,7 @@ from webtest import TestApp
 import ipdebug
 from ipdebug import IPDebugMiddleware
 
-from .conftest import HOST, OPERATOR
-from .test_window_timing import is_gated
+from .conftest import HOST, OPERATOR, is_gated
 
 
 def wait_for(predicate: t.Callable[[], object], timeout: float = 20.0) -> None:

@@ -17,16 +17,7 @@ from webtest import TestApp
 import ipdebug
 from ipdebug import IPDebugMiddleware
 
-from .conftest import HOST, OPERATOR, Boom
-
-
-def is_gated(app: TestApp) -> bool:
-    try:
-        page = app.get("/fail", expect_errors=True)
-    except Boom:
-        return False
-    assert page.status_int == 500 and "Werkzeug Debugger" in page.text
-    return True
+from .conftest import HOST, OPERATOR, Boom, is_gated
 
 
 def seconds_until(app: TestApp, gated: bool, limit: float = 10.0) -> float:
