@@ -174,7 +174,7 @@ def test_native_console_across_workers_and_nothing_secret_in_the_access_log(
     assert all(
         "query=__debugger__=yes&cmd=" in line
         for line in lines
-        if "POST /?" in line and "ipdebug=close" not in line
+        if "POST" in line and "ipdebug=close" not in line
     )
     (closing,) = [line for line in lines if "ipdebug=close" in line]
     assert '"POST /?__debugger__=yes&ipdebug=close ' in closing
