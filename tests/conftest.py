@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import time
 import typing as t
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -158,6 +159,26 @@ def is_gated(app: TestApp) -> bool:
         return False
     assert page.status_int == 500 and "Werkzeug Debugger" in page.text
     return True
+
+
+def seconds_until(app: TestApp, gated: bool, limit: float = 10.0) -> float:
+    """How long after now a request could still *start* and see the old
+    state: the start of the last request that saw it (0 if none did).
+
+    Measured at the start of each request, not at its end, so a busy machine
+    that slows requests down cannot push the figure past the poll interval:
+    a request that starts after the switch's next read sees the change,
+    however long it then takes.
+    """
+    start = time.monotonic()
+    last_old = 0.0
+    while True:
+        began = time.monotonic() - start
+        if is_gated(app) is gated:
+            return last_old
+        last_old = began
+        assert began < limit, "the change was not seen"
+        time.sleep(0.02)
 
 
 def is_native(html: str) -> bool:

@@ -43,6 +43,7 @@ from .conftest import (
     debugger_get,
     is_gated,
     plain_app,
+    seconds_until,
     secret_and_frame,
     unlock,
 )
@@ -278,8 +279,8 @@ def test_middleware_follows_enable_and_disable_and_the_pin_unlocks(
     app = client(middleware)
     assert not is_gated(app)
     opened = enable(url)
-    opened_after = wait_until(lambda: is_gated(app), timeout=3, interval=0.02)
-    assert opened_after <= 1.0  # 0.25 s between checks + one read (0.25 s)
+    # When the last request that saw no window started (see seconds_until).
+    assert seconds_until(app, gated=True) <= 1.0  # 0.25 s between checks + one read
 
     secret, frame = secret_and_frame(app.get("/fail", expect_errors=True).text)
     assert unlock(app, secret, WRONG_PIN) == {"auth": False, "exhausted": False}
@@ -291,8 +292,7 @@ def test_middleware_follows_enable_and_disable_and_the_pin_unlocks(
         client(middleware, addr=STRANGER).get("/fail")
 
     ipdebug.disable(url, environ={})
-    closed_after = wait_until(lambda: not is_gated(app), timeout=3, interval=0.02)
-    assert closed_after <= 1.0
+    assert seconds_until(app, gated=False) <= 1.0
 
 
 def test_two_hosts_share_the_window_and_the_pin_lockout(
